@@ -1,0 +1,21 @@
+"""django-pq: a PostgreSQL task queue for Django whose queue logic lives in PL/pgSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["Queue", "Worker", "get_failed_queue"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that listing "pq" in INSTALLED_APPS does not import models before apps are ready.
+    if name in ("Queue", "get_failed_queue"):
+        from pq import queue
+
+        return getattr(queue, name)
+    if name == "Worker":
+        from pq.worker import Worker
+
+        return Worker
+    raise AttributeError(f"module 'pq' has no attribute {name!r}")

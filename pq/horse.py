@@ -1,0 +1,234 @@
+"""Running one job: in a forked work horse (the default) or in the worker's own process.
+
+The horse is a child process in its own process group. It gets no database connection: a
+connection the parent had open stays untouched (the child never uses nor closes it, and
+leaves with ``os._exit``), and Django opens a fresh one only if the job uses the ORM. The
+horse reports the outcome to the parent through a pipe; the parent enforces the timeout by
+killing the horse's process group, and turns any other end of the horse (an exit, a signal)
+into a failure with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+
+from pq.exceptions import JobTimeoutException, WorkHorseDied
+from pq.models import Job
+from pq.serialization import to_json
+
+logger = logging.getLogger("pq")
+
+ExcHandler = Callable[..., Any]
+
+
+@dataclass
+class Outcome:
+    """How a job ended: its JSON result, or the traceback text and whether to move it to failed.
+
+    ``error`` is set when the worker, not the job, saw the failure (a timeout, a dead horse):
+    the exception handlers then run in the worker with it.
+    """
+
+    ok: bool
+    result: Any = None
+    exc_info: str = ""
+    move_to_failed: bool = True
+    error: Exception | None = None
+
+    def to_json(self) -> bytes:
+        """Encode a job's own outcome for the pipe from the horse."""
+        return json.dumps(
+            {"ok": self.ok, "result": self.result, "exc_info": self.exc_info,
+             "move_to_failed": self.move_to_failed}
+        ).encode()
+
+    @classmethod
+    def failure(cls, error: Exception) -> Outcome:
+        """The outcome of a job the worker saw fail with ``error``."""
+        return cls(False, exc_info=f"{type(error).__name__}: {error}", error=error)
+
+
+def perform(job: Job, handlers: Sequence[ExcHandler]) -> Outcome:
+    """Run ``job`` in this process; on an exception run the handler chain. Never raises."""
+    try:
+        result = job.perform()
+        encoded = to_json(result)
+    except BaseException:
+        exc_info = sys.exc_info()
+        text = traceback.format_exc()
+        logger.error("Job %s %s failed:\n%s", job.pk, job.get_description(), text)
+        return Outcome(False, exc_info=text, move_to_failed=run_handlers(handlers, job, exc_info))
+    if result is None:
+        logger.info("Job ended normally without result")
+    else:
+        logger.info("Job result = %r", result)
+    return Outcome(True, result=encoded)
+
+
+def run_handlers(handlers: Sequence[ExcHandler], job: Job, exc_info: tuple[Any, Any, Any]) -> bool:
+    """Call the exception handlers, newest first, as RQ does.
+
+    A handler returning False stops the chain; returning True or None passes the job on. A
+    handler that raises is logged and passed over. Returns True when the chain ran to its
+    end, whose last step is moving the job to the failed queue.
+    """
+    for handler in reversed(handlers):
+        try:
+            fall_through = handler(job, *exc_info)
+        except Exception:
+            logger.exception("Exception handler %r failed for job %s", handler, job.pk)
+            continue
+        if fall_through is False:
+            return False
+    return True
+
+
+@dataclass
+class Horse:
+    """A forked child running one job; the parent polls it with :meth:`wait`."""
+
+    pid: int
+    pipe: int
+    pidfd: int | None
+    deadline: float
+    timeout: int
+    data: bytes = b""
+
+    @classmethod
+    def spawn(cls, job: Job, timeout: int, handlers: Sequence[ExcHandler]) -> Horse:
+        """Fork a work horse that runs ``job`` and writes its Outcome to a pipe."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the horse
+            os.close(read_end)
+            code = 1
+            try:
+                _become_horse()
+                outcome = perform(job, handlers)
+                _write_all(write_end, outcome.to_json())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        return cls(pid, read_end, pidfd, time.monotonic() + timeout, timeout)
+
+    def wait(self, seconds: float, wakeup_fd: int | None) -> Outcome | None:
+        """Wait up to ``seconds`` for the horse; return its Outcome once it has ended, else None.
+
+        Returns early (None) when ``wakeup_fd`` becomes readable (a signal arrived). Kills the
+        horse and returns a timeout failure once its deadline passes.
+        """
+        if time.monotonic() >= self.deadline:
+            return self.kill(JobTimeoutException(
+                f"Job exceeded its timeout of {self.timeout} seconds; the work horse was killed"
+            ))
+        watch = [fd for fd in (self.pipe, self.pidfd, wakeup_fd) if fd is not None and fd >= 0]
+        limit = min(seconds, max(0.0, self.deadline - time.monotonic()))
+        if self.pidfd is None:
+            limit = min(limit, 0.05)  # no pidfd on this platform: poll for the exit
+        ready, _, _ = select.select(watch, [], [], limit)
+        if wakeup_fd is not None and wakeup_fd in ready:
+            drain(wakeup_fd)
+        if self.pipe in ready:
+            self._read(blocking=True)
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        self._read(blocking=False)  # what the horse wrote before it exited
+        return self._finish(status)
+
+    def kill(self, reason: Exception) -> Outcome:
+        """Kill the horse's process group, reap it, and return a failure saying ``reason``."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        self._close()
+        return Outcome.failure(reason)
+
+    def _read(self, blocking: bool) -> None:
+        """Read what the horse wrote: one chunk, or (not blocking) all there is."""
+        if self.pipe < 0:
+            return
+        os.set_blocking(self.pipe, blocking)
+        while True:
+            try:
+                chunk = os.read(self.pipe, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                os.close(self.pipe)
+                self.pipe = -1
+                return
+            self.data += chunk
+            if blocking:
+                return
+
+    def _finish(self, status: int) -> Outcome:
+        self._close()
+        if self.data:
+            try:
+                return Outcome(**json.loads(self.data))
+            except ValueError:
+                pass
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            reason = f"the work horse was killed by signal {number} ({signal.Signals(number).name})"
+        else:
+            reason = f"the work horse exited with code {os.waitstatus_to_exitcode(status)}"
+        return Outcome.failure(WorkHorseDied(f"{reason} before reporting a result"))
+
+    def _close(self) -> None:
+        if self.pipe >= 0:
+            os.close(self.pipe)
+            self.pipe = -1
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _become_horse() -> None:
+    """Prepare a freshly forked child to run a job."""
+    os.setpgrp()
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    # Connections opened by the parent are shared sockets: forget them without closing
+    # (closing would end the parent's session); Django opens new ones if the job needs them.
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited.append(conn.connection)
+            conn.connection = None
+
+
+_inherited: list[Any] = []
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.close(fd)
+
+
+def drain(fd: int) -> None:
+    """Read and discard what a non-blocking pipe holds (signal wake-ups)."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass

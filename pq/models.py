@@ -1,0 +1,229 @@
+"""Django models mirroring the tables that sql/schema.sql creates (managed by pq's migrations).
+
+They give ORM access and the admin; enqueueing, dequeueing and ending jobs go through the SQL
+functions (see :mod:`pq.sql`), never through model saves.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import pickle
+from typing import Any
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from pq.fields import PickleJSONField
+from pq.serialization import describe, from_json, import_callable
+
+
+class JobStatus(str, enum.Enum):
+    """A job's status; the values are those stored in pq_job.status (RQ's words)."""
+
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    DEFERRED = "deferred"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class QueueStore(models.Model):
+    """A row of pq_queue: a queue's stored options."""
+
+    name = models.TextField(primary_key=True)
+    serial = models.BooleanField(default=False)
+    default_timeout = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        managed = False
+        db_table = "pq_queue"
+        verbose_name = "queue"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowStore(models.Model):
+    """A row of pq_flow: a workflow's jobs, run one after the other."""
+
+    name = models.TextField(null=True, blank=True)
+    queue = models.TextField()
+    status = models.TextField(default=JobStatus.QUEUED.value)
+    jobs = ArrayField(models.BigIntegerField(), default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "pq_flow"
+        verbose_name = "flow"
+
+    def __str__(self) -> str:
+        return self.name or f"flow {self.pk}"
+
+
+class Job(models.Model):
+    """A row of pq_job: what to run, its state and its result."""
+
+    STATUS_CHOICES = [(status.value, status.value) for status in JobStatus]
+
+    id = models.BigAutoField(primary_key=True)
+    queue = models.TextField(db_index=False)
+    origin = models.TextField()
+    status = models.TextField(choices=STATUS_CHOICES, default=JobStatus.QUEUED.value)
+    func = models.TextField()
+    args = PickleJSONField(default=list)
+    kwargs = PickleJSONField(default=dict)
+    instance = models.BinaryField(null=True, blank=True, editable=False)
+    description = models.TextField(null=True, blank=True)
+    timeout = models.IntegerField(null=True, blank=True)
+    result_ttl = models.IntegerField(null=True, blank=True)
+    result = PickleJSONField(null=True, blank=True)
+    exc_info = models.TextField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(auto_now_add=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    repeat = models.IntegerField(default=0)
+    repeat_until = models.DateTimeField(null=True, blank=True)
+    repeat_interval = models.DurationField(null=True, blank=True)
+    between_start = models.TimeField(null=True, blank=True)
+    between_end = models.TimeField(null=True, blank=True)
+    weekdays = ArrayField(models.SmallIntegerField(), null=True, blank=True)
+    flow = models.ForeignKey(
+        FlowStore, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False
+    )
+    depends_on = models.BigIntegerField(null=True, blank=True)
+    worker = models.TextField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "pq_job"
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.get_description()}"
+
+    @classmethod
+    def fetch(cls, job_id: int, connection: str = "default") -> Job:
+        """Return the job with id ``job_id``; raise Job.DoesNotExist if there is none."""
+        return cls.objects.using(connection).get(pk=job_id)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], using: str = "default") -> Job:
+        """Return the Job of a pq_job row read with a raw psycopg2 cursor (see pq.sql)."""
+        values = dict(row)
+        for name in ("args", "kwargs", "result"):
+            value = values[name]
+            if name != "result" and isinstance(value, str):  # jsonb as text (Django's cursors)
+                value = json.loads(value)
+            values[name] = from_json(value)
+        job = cls(**values)
+        job._state.adding = False
+        job._state.db = using
+        return job
+
+    @property
+    def func_name(self) -> str:
+        """The dotted path (or, for an instance method, the method name) the job runs."""
+        return self.func
+
+    def get_status(self, refresh: bool = True) -> JobStatus:
+        """Return the job's status, reading it from the database first when ``refresh``."""
+        if refresh and self.pk is not None:
+            self.refresh_from_db(fields=["status", "queue", "result", "exc_info", "ended_at"])
+        return JobStatus(self.status)
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == JobStatus.QUEUED
+
+    @property
+    def is_started(self) -> bool:
+        return self.status == JobStatus.STARTED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status == JobStatus.FINISHED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == JobStatus.FAILED
+
+    def get_instance(self) -> object | None:
+        """Return the object whose method the job calls, or None for a plain function."""
+        if self.instance is None:
+            return None
+        return pickle.loads(bytes(self.instance))
+
+    def get_callable(self) -> Any:
+        """Return the function or bound method the job runs (importing its module)."""
+        instance = self.get_instance()
+        if instance is not None:
+            return getattr(instance, self.func)
+        return import_callable(self.func)
+
+    def get_description(self) -> str:
+        """Return the job's call as logs show it, e.g. ``say_hello('You')``."""
+        if self.description:
+            return self.description
+        return describe(
+            self.func, list(self.args or []), dict(self.kwargs or {}), self.get_instance()
+        )
+
+    def perform(self) -> Any:
+        """Run the job in this process and return its result."""
+        return self.get_callable()(*(self.args or []), **(self.kwargs or {}))
+
+
+class WorkerStore(models.Model):
+    """A row of pq_worker: a registered worker and its heartbeat."""
+
+    name = models.TextField(primary_key=True)
+    hostname = models.TextField(default="")
+    pid = models.IntegerField(null=True, blank=True)
+    queues = ArrayField(models.TextField(), default=list)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    stop = models.BooleanField(default=False, help_text="Ask the worker to stop after its current job.")
+
+    class Meta:
+        managed = False
+        db_table = "pq_worker"
+        verbose_name = "worker"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueuedJob(Job):
+    """Admin list of jobs waiting to run."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "queued job"
+
+
+class DequeuedJob(Job):
+    """Admin list of jobs started or finished."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dequeued job"
+
+
+class FailedJob(Job):
+    """Admin list of failed jobs."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed job"

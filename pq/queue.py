@@ -1,0 +1,210 @@
+"""Queues: where jobs are enqueued (RQ's API on PostgreSQL)."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+from django.db.models import QuerySet
+
+from pq import conf, sql
+from pq.models import Job, JobStatus
+from pq.serialization import callable_path, to_json
+
+FAILED_QUEUE = "failed"
+
+_cache: dict[tuple[Any, ...], Queue] = {}
+_cache_lock = threading.Lock()
+
+
+class Queue:
+    """A named queue on a database connection.
+
+    ``Queue()`` is the queue ``default``. Creating a Queue does not touch the database; the
+    queue's row is created by the first enqueue (or at once for queues with options).
+    ``is_async=False`` (or ``async=False``) runs jobs inline in :meth:`enqueue` instead.
+    """
+
+    def __init__(
+        self,
+        name: str = "default",
+        timeout: int | None = None,
+        connection: str = "default",
+        is_async: bool = True,
+        **options: Any,
+    ) -> None:
+        if "async" in options:
+            is_async = bool(options.pop("async"))
+        if options:
+            raise TypeError(
+                f"Queue() got unknown option(s) {', '.join(sorted(options))}; "
+                "known options are name, timeout, connection and is_async"
+            )
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"queue name must be a non-empty string, got {name!r}")
+        if timeout is not None and (type(timeout) is not int or timeout <= 0):
+            raise ValueError(f"timeout must be a positive whole number of seconds, got {timeout!r}")
+        if connection not in connections.settings:
+            raise ValueError(
+                f"connection {connection!r} is not in settings.DATABASES; "
+                f"use one of: {', '.join(sorted(connections.settings))}"
+            )
+        self.name = name
+        self.timeout = timeout
+        self.connection = connection
+        self.is_async = is_async
+
+    @classmethod
+    def create(
+        cls,
+        name: str = "default",
+        timeout: int | None = None,
+        connection: str = "default",
+        is_async: bool = True,
+        **options: Any,
+    ) -> Queue:
+        """Return the Queue ``name``, cached in this process when ``PQ_QUEUE_CACHE`` is on."""
+        if not conf.queue_cache():
+            return cls(name, timeout, connection, is_async, **options)
+        key = (cls, name, timeout, connection, is_async, tuple(sorted(options.items())))
+        with _cache_lock:
+            if key not in _cache:
+                _cache[key] = cls(name, timeout, connection, is_async, **options)
+            return _cache[key]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} on {self.connection!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Queue)
+            and (self.name, self.connection) == (other.name, other.connection)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.connection))
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``f(*args, **kwargs)``: ``q.enqueue(f, 1, b=2)``.
+
+        Every keyword goes to ``f``. To set job options use :meth:`enqueue_call`, or call
+        this method with ``func=`` as a keyword (``q.enqueue(func=f, args=(1,), timeout=60)``),
+        which is :meth:`enqueue_call` by another name.
+        """
+        if not args:
+            if "func" not in kwargs:
+                raise TypeError("enqueue() needs the function to run: q.enqueue(f, *args, **kwargs)")
+            return self.enqueue_call(**kwargs)
+        func, *task_args = args
+        return self.enqueue_call(func, args=task_args, kwargs=kwargs)
+
+    def enqueue_call(
+        self,
+        func: Callable[..., Any] | str,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        timeout: int | None = None,
+        result_ttl: int | None = None,
+        *,
+        description: str | None = None,
+    ) -> Job:
+        """Enqueue ``func(*args, **kwargs)`` with job options; return the new Job.
+
+        Calls ``pq_enqueue`` on this queue's connection, inside the caller's transaction: a
+        job enqueued in a transaction that rolls back never runs. Raises ValueError for a
+        function workers cannot import and for invalid options.
+        """
+        path, instance = callable_path(func)
+        task_args = list(args or ())
+        task_kwargs = dict(kwargs or {})
+        if not self.is_async:
+            return self._run_inline(path, instance, task_args, task_kwargs, description)
+        with connections[self.connection].cursor() as cursor:
+            row = sql.enqueue_job(
+                cursor,
+                self.name,
+                path,
+                to_json(task_args),
+                to_json(task_kwargs),
+                timeout=timeout if timeout is not None else self.timeout,
+                result_ttl=result_ttl,
+                description=description,
+                instance=None if instance is None else pickle.dumps(instance),
+            )
+        return Job.from_row(row, using=self.connection)
+
+    def _run_inline(
+        self,
+        path: str,
+        instance: object | None,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        description: str | None,
+    ) -> Job:
+        """Run a job in this process (synchronous queue); its exceptions propagate."""
+        job = Job(
+            queue=self.name, origin=self.name, func=path, args=args, kwargs=kwargs,
+            description=description, status=JobStatus.STARTED.value,
+            instance=None if instance is None else pickle.dumps(instance),
+        )
+        job.result = job.perform()
+        job.status = JobStatus.FINISHED.value
+        return job
+
+    @property
+    def count(self) -> int:
+        """The number of jobs waiting in the queue (``pq_count``)."""
+        with connections[self.connection].cursor() as cursor:
+            return sql.count_queued(cursor, self.name)
+
+    def is_empty(self) -> bool:
+        """Whether no job waits in the queue."""
+        return self.count == 0
+
+    def empty(self) -> int:
+        """Delete every job waiting in the queue (as RQ's ``empty``); return how many."""
+        with connections[self.connection].cursor() as cursor:
+            return sql.empty_queue(cursor, self.name)
+
+    @property
+    def jobs(self) -> QuerySet[Job]:
+        """The jobs in this queue, oldest first."""
+        return Job.objects.using(self.connection).filter(queue=self.name).order_by("id")
+
+    @property
+    def job_ids(self) -> list[int]:
+        return list(self.jobs.values_list("id", flat=True))
+
+
+class FailedQueue(Queue):
+    """The ``failed`` queue, where workers move jobs that raised, crashed or timed out."""
+
+    def __init__(self, connection: str = "default") -> None:
+        super().__init__(FAILED_QUEUE, connection=connection)
+
+    def enqueue_call(self, *args: Any, **kwargs: Any) -> Job:
+        raise ValueError("jobs cannot be enqueued on the failed queue; enqueue on their own queue")
+
+    def requeue(self, job_id: int | Job) -> None:
+        """Put failed job ``job_id`` back on its origin queue (``pq_requeue``).
+
+        Raises NoSuchJob if there is no such job and InvalidJobState if it has not failed.
+        """
+        job_id = job_id.pk if isinstance(job_id, Job) else job_id
+        with connections[self.connection].cursor() as cursor:
+            sql.requeue(cursor, job_id)
+
+    def requeue_all(self) -> int:
+        """Requeue every job in the failed queue; return how many."""
+        ids = self.job_ids
+        for job_id in ids:
+            self.requeue(job_id)
+        return len(ids)
+
+
+def get_failed_queue(connection: str = "default") -> FailedQueue:
+    """Return the failed queue of database ``connection``."""
+    return FailedQueue(connection=connection)

@@ -1,0 +1,187 @@
+"""Every call from Python into django-pq's SQL functions: the one module holding SQL text.
+
+Each function takes a DB-API cursor (a Django cursor, so the call joins the caller's
+transaction, or a worker's raw psycopg2 cursor), calls one SQL function with bound
+parameters, and returns plain Python values. SQLSTATEs of class PQ raised by the SQL become
+the exceptions of :mod:`pq.exceptions`. JSON goes over the wire as text cast to jsonb, so the
+same calls work on psycopg2 and psycopg 3 cursors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from pq.exceptions import SQLSTATE_ERRORS
+
+Row = dict[str, Any]
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Re-raise a database error with a PQ SQLSTATE as its pq.exceptions class."""
+    try:
+        yield
+    except Exception as exc:
+        pg_error = exc if getattr(exc, "pgcode", None) else exc.__cause__
+        code = getattr(pg_error, "pgcode", None) or getattr(pg_error, "sqlstate", None)
+        error_class = SQLSTATE_ERRORS.get(code or "")
+        if error_class is None:
+            raise
+        diag = getattr(pg_error, "diag", None)
+        message = getattr(diag, "message_primary", None) or str(pg_error)
+        hint = getattr(diag, "message_hint", None)
+        raise error_class(f"{message} ({hint})" if hint else message) from exc
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, allow_nan=False)
+
+
+def _one_row(cursor: Any) -> Row | None:
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+def enqueue_job(
+    cursor: Any,
+    queue: str,
+    func: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    timeout: int | None = None,
+    result_ttl: int | None = None,
+    description: str | None = None,
+    scheduled_for: datetime | None = None,
+    instance: bytes | None = None,
+) -> Row:
+    """Enqueue a job with ``pq_enqueue_job`` (``pq_enqueue`` returning the row); return the row."""
+    with translate_errors():
+        cursor.execute(
+            "SELECT * FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+            [queue, func, _json(args), _json(kwargs), timeout, result_ttl, description,
+             scheduled_for, instance],
+        )
+        row = _one_row(cursor)
+    assert row is not None
+    return row
+
+
+def create_queue(cursor: Any, queue: str, options: dict[str, Any]) -> None:
+    """Create a queue or change its options with ``pq_create_queue``."""
+    with translate_errors():
+        cursor.execute("SELECT pq_create_queue(%s, %s::jsonb)", [queue, _json(options)])
+
+
+def count_queued(cursor: Any, queue: str) -> int:
+    """Return how many jobs wait in ``queue`` (queued now, or scheduled), with ``pq_count``."""
+    cursor.execute("SELECT pq_count(%s)", [queue])
+    return int(cursor.fetchone()[0])
+
+
+def empty_queue(cursor: Any, queue: str) -> int:
+    """Delete the waiting jobs of ``queue`` with ``pq_empty_queue``; return how many."""
+    cursor.execute("SELECT pq_empty_queue(%s)", [queue])
+    return int(cursor.fetchone()[0])
+
+
+def dequeue(cursor: Any, queues: Sequence[str], worker: str) -> Row | None:
+    """Claim the next job of the first non-empty queue with ``pq_dequeue``; None if none."""
+    cursor.execute("SELECT * FROM pq_dequeue(%s::text[], %s)", [list(queues), worker])
+    return _one_row(cursor)
+
+
+def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_ttl: int) -> bool:
+    """Record a job's result with ``pq_finish``; False if the job is no longer started by ``worker``."""
+    cursor.execute(
+        "SELECT pq_finish(%s, %s, %s::jsonb, %s)",
+        [job_id, worker, _json(result), default_result_ttl],
+    )
+    return bool(cursor.fetchone()[0])
+
+
+def fail(cursor: Any, job_id: int, worker: str, exc_info: str, move_to_failed: bool = True) -> bool:
+    """Record a job's failure with ``pq_fail``; False if the job is no longer started by ``worker``."""
+    cursor.execute("SELECT pq_fail(%s, %s, %s, %s)", [job_id, worker, exc_info, move_to_failed])
+    return bool(cursor.fetchone()[0])
+
+
+def requeue(cursor: Any, job_id: int) -> None:
+    """Put a failed job back on its origin queue with ``pq_requeue``."""
+    with translate_errors():
+        cursor.execute("SELECT pq_requeue(%s)", [job_id])
+
+
+def expire_jobs(cursor: Any) -> int:
+    """Delete jobs whose result TTL ran out with ``pq_expire_jobs``; return how many."""
+    cursor.execute("SELECT pq_expire_jobs()")
+    return int(cursor.fetchone()[0])
+
+
+def next_due(cursor: Any, queues: Sequence[str]) -> datetime | None:
+    """Return when the next scheduled job of ``queues`` is due, with ``pq_next_due``."""
+    cursor.execute("SELECT pq_next_due(%s::text[])", [list(queues)])
+    return cursor.fetchone()[0]
+
+
+def register_worker(
+    cursor: Any,
+    worker: str,
+    queues: Sequence[str],
+    ttl: int,
+    hostname: str,
+    pid: int,
+    keep_job: int | None = None,
+) -> None:
+    """Register a worker alive for ``ttl`` seconds with ``pq_register_worker``.
+
+    On a re-registration (a reconnect), jobs the worker claimed but never got are put back,
+    all but ``keep_job``, whose outcome the worker has yet to store.
+    """
+    with translate_errors():
+        cursor.execute(
+            "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s)",
+            [worker, list(queues), ttl, hostname, pid, keep_job],
+        )
+
+
+def heartbeat(cursor: Any, worker: str, ttl: int) -> bool | None:
+    """Renew a worker's heartbeat with ``pq_heartbeat``; return its stop flag, None if unregistered."""
+    cursor.execute("SELECT pq_heartbeat(%s, %s)", [worker, ttl])
+    return cursor.fetchone()[0]
+
+
+def unregister_worker(cursor: Any, worker: str) -> None:
+    """Remove a stopping worker with ``pq_unregister_worker``."""
+    cursor.execute("SELECT pq_unregister_worker(%s)", [worker])
+
+
+def reap_workers(cursor: Any) -> int:
+    """Fail the jobs of workers whose heartbeat expired with ``pq_reap_workers``; return how many."""
+    cursor.execute("SELECT pq_reap_workers()")
+    return int(cursor.fetchone()[0])
+
+
+def stop_workers(cursor: Any, workers: Sequence[str] | None = None) -> int:
+    """Ask workers (all when None) to stop after their current job with ``pq_stop_workers``."""
+    cursor.execute(
+        "SELECT pq_stop_workers(%s::text[])", [None if workers is None else list(workers)]
+    )
+    return int(cursor.fetchone()[0])
+
+
+def listen(cursor: Any) -> None:
+    """Subscribe the cursor's connection to channel ``pq_jobs`` (payload: the queue name)."""
+    cursor.execute("LISTEN pq_jobs")
+
+
+def worker_count(cursor: Any) -> int:
+    """Return how many workers are registered."""
+    cursor.execute("SELECT count(*) FROM pq_worker")
+    return int(cursor.fetchone()[0])

@@ -1,0 +1,48 @@
+"""Read the SQL files shipped with django-pq (the top-level ``sql/`` folder, package ``pq._sqlfiles``).
+
+``python -m pq.sqlfiles freeze NNNN_name`` writes ``sql/migrations/NNNN_name.sql`` from the
+current files, in ``install.sql`` order: the way a release freezes the SQL a migration runs.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+
+_INCLUDE = re.compile(r"^\\ir\s+(\S+)\s*$", re.MULTILINE)
+
+
+def _root() -> Path:
+    source = Path(__file__).resolve().parent.parent / "sql"
+    if (source / "install.sql").is_file():
+        return source
+    return Path(str(resources.files("pq._sqlfiles")))
+
+
+def read(name: str) -> str:
+    """Return the text of ``sql/<name>`` (e.g. ``'install.sql'`` or ``'migrations/0001_initial.sql'``)."""
+    path = _root() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"django-pq SQL file {name!r} is missing from {_root()}")
+    return path.read_text(encoding="utf-8")
+
+
+def install_script() -> str:
+    """Return the current SQL install script: the files ``install.sql`` includes, inlined."""
+    return "\n".join(read(name) for name in _INCLUDE.findall(read("install.sql")))
+
+
+def freeze(name: str) -> Path:
+    """Write the current install script to ``sql/migrations/<name>.sql`` and return its path."""
+    path = _root() / "migrations" / f"{name}.sql"
+    header = f"-- Frozen django-pq SQL migration {name}: never edit; add a new migration instead.\n"
+    path.write_text(header + install_script(), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "freeze":
+        sys.exit("usage: python -m pq.sqlfiles freeze NNNN_name")
+    print(freeze(sys.argv[2]))

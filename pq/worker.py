@@ -1,0 +1,352 @@
+"""The worker: one long-lived database connection, a loop around ``pq_dequeue``, a horse per job."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from django.db import connections
+
+from pq import conf, sql
+from pq.exceptions import WorkerStopped
+from pq.horse import ExcHandler, Horse, Outcome, drain, run_handlers
+from pq.models import Job
+from pq.queue import FAILED_QUEUE, Queue
+
+logger = logging.getLogger("pq")
+
+_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class Worker:
+    """Work on queues in priority order, forking a work horse per job.
+
+    ``queues`` are Queue objects or names on one database connection; with none, the worker
+    serves every queue but ``failed`` (in name order, newly created queues included).
+    ``exc_handler`` is pushed on the exception handler chain (see :meth:`push_exc_handler`).
+    """
+
+    def __init__(
+        self,
+        queues: Queue | str | Iterable[Queue | str] | None = None,
+        name: str | None = None,
+        connection: str | None = None,
+        exc_handler: ExcHandler | None = None,
+        default_worker_ttl: int | None = None,
+        heartbeat_interval: float = 10.0,
+        default_result_ttl: int | None = None,
+    ) -> None:
+        if isinstance(queues, (Queue, str)):
+            queues = [queues]
+        given = list(queues or [])
+        aliases = {q.connection for q in given if isinstance(q, Queue)}
+        if connection is None:
+            connection = aliases.pop() if len(aliases) == 1 else "default"
+        if aliases - {connection}:
+            raise ValueError(
+                f"a worker works on queues of one connection; got queues on {sorted(aliases)} "
+                f"for a worker on {connection!r}: start one worker per connection"
+            )
+        self.connection = connection
+        self.queue_names = [q.name if isinstance(q, Queue) else q for q in given]
+        if FAILED_QUEUE in self.queue_names:
+            raise ValueError("workers do not work on the failed queue; requeue its jobs instead")
+        self.all_queues = not self.queue_names
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.name = name or f"{self.hostname}.{self.pid}"
+        self.default_worker_ttl = default_worker_ttl or conf.default_worker_ttl()
+        self.default_result_ttl = (
+            conf.default_result_ttl() if default_result_ttl is None else default_result_ttl
+        )
+        self.heartbeat_interval = heartbeat_interval
+        self._exc_handlers: list[ExcHandler] = []
+        if exc_handler is not None:
+            self.push_exc_handler(exc_handler)
+        self._conn: Any = None
+        self._stop_requests = 0
+        self._wakeup_read = -1
+        self._next_heartbeat = 0.0
+        self._pending: tuple[Job, Outcome] | None = None
+        self.jobs_done = 0
+
+    @classmethod
+    def create(
+        cls,
+        queues: Queue | str | Iterable[Queue | str] | None = None,
+        name: str | None = None,
+        connection: str | None = None,
+        exc_handler: ExcHandler | None = None,
+        **options: Any,
+    ) -> Worker:
+        """Return a Worker (as RQ's ``Worker.create``)."""
+        return cls(queues, name=name, connection=connection, exc_handler=exc_handler, **options)
+
+    def push_exc_handler(self, handler: ExcHandler) -> None:
+        """Add ``handler(job, exc_type, exc_value, traceback)`` to the top of the chain."""
+        self._exc_handlers.append(handler)
+
+    def pop_exc_handler(self) -> ExcHandler:
+        """Remove and return the newest exception handler."""
+        return self._exc_handlers.pop()
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.name} on {', '.join(self.queue_names) or 'all queues'}>"
+
+    # The loop
+
+    def work(self, burst: bool = False) -> bool:
+        """Work until stopped (SIGTERM/SIGINT, or the admin's stop flag); with ``burst``, until
+        no job is left. Returns whether any job was done."""
+        self._install_signal_handlers()
+        try:
+            self._connect()
+            logger.info("*** Listening for work on %s", self._queue_label())
+            while self._stop_requests == 0:
+                if not self._step(burst):
+                    break
+        finally:
+            self._shutdown()
+        return self.jobs_done > 0
+
+    def _step(self, burst: bool) -> bool:
+        """Do one job, or wait for one; return False when the worker should stop."""
+        try:
+            if self._pending is not None:
+                self._report(*self._pending)
+            self._tick()
+            row = sql.dequeue(self._cursor(), self._queues(), self.name)
+            if row is None:
+                if burst or self._heartbeat() is True:
+                    return False
+                self._wait_for_work()
+                return True
+            self._execute(Job.from_row(row, using=self.connection))
+            logger.info("*** Listening for work on %s", self._queue_label())
+        except _CONNECTION_ERRORS as exc:
+            logger.warning("Worker %s lost its database connection (%s); reconnecting", self.name, exc)
+            self._reconnect()
+        return True
+
+    def _execute(self, job: Job) -> None:
+        """Run ``job`` in a horse and report its outcome."""
+        logger.info("Got %s from %s", job.get_description(), job.origin)
+        timeout = job.timeout or conf.default_job_timeout()
+        connections.close_all()
+        horse = Horse.spawn(job, timeout, self._exc_handlers)
+        outcome = None
+        while outcome is None:
+            if self._stop_requests > 1:
+                outcome = horse.kill(WorkerStopped("the worker was stopped by force while the job ran"))
+                break
+            self._tick(quiet=True)
+            outcome = horse.wait(self._until_heartbeat(), self._wakeup_read)
+        if outcome.error is not None:
+            logger.error("Job %s %s failed: %s", job.pk, job.get_description(), outcome.exc_info)
+            error = outcome.error
+            outcome.move_to_failed = run_handlers(self._exc_handlers, job, (type(error), error, None))
+        self.jobs_done += 1
+        self._pending = (job, outcome)
+        self._report(job, outcome)
+
+    def _report(self, job: Job, outcome: Outcome) -> None:
+        """Store a job's outcome (retried after a reconnect until it is stored)."""
+        cursor = self._cursor()
+        if outcome.ok:
+            stored = sql.finish(cursor, job.pk, self.name, outcome.result, self.default_result_ttl)
+        else:
+            stored = sql.fail(cursor, job.pk, self.name, outcome.exc_info, outcome.move_to_failed)
+        self._pending = None
+        if not stored:
+            logger.warning(
+                "Job %s was no longer started by worker %s when it ended (it was failed as "
+                "abandoned or removed meanwhile); its outcome was not stored", job.pk, self.name,
+            )
+
+    # Waiting and heartbeats
+
+    def _wait_for_work(self) -> None:
+        """Block until a notification for one of our queues, a signal, a due job or a poll."""
+        conn = self._conn
+        deadline = time.monotonic() + self.default_worker_ttl
+        due = sql.next_due(self._cursor(), self._queues())
+        if due is not None:
+            seconds = (due - datetime.now(timezone.utc)).total_seconds()
+            deadline = min(deadline, time.monotonic() + max(0.0, seconds))
+        while self._stop_requests == 0:
+            if self._take_notifies():
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            wait = min(deadline - now, self._until_heartbeat())
+            ready, _, _ = select.select([conn, self._wakeup_read], [], [], wait)
+            if self._wakeup_read in ready:
+                drain(self._wakeup_read)
+            if conn in ready:
+                conn.poll()
+            if self._tick(quiet=True) is True:
+                return
+
+    def _take_notifies(self) -> bool:
+        """Consume pending notifications; True if one concerns our queues (or all workers)."""
+        notifies = list(self._conn.notifies)
+        self._conn.notifies.clear()
+        queues = self._queues()
+        for notify in notifies:
+            if notify.payload == "" or notify.payload in queues:
+                return True
+            if self.all_queues and notify.payload != FAILED_QUEUE:
+                self._queue_list = None
+                return True
+        return False
+
+    def _until_heartbeat(self) -> float:
+        return max(0.0, self._next_heartbeat - time.monotonic())
+
+    def _tick(self, quiet: bool = False) -> bool | None:
+        """Send a heartbeat, reap dead workers and expire results when one is due.
+
+        Returns the stop flag when a heartbeat was sent. ``quiet`` (while a horse runs or the
+        worker waits): a lost connection is left to the main loop to mend.
+        """
+        if time.monotonic() < self._next_heartbeat:
+            return None
+        try:
+            stop = self._heartbeat()
+            reaped = sql.reap_workers(self._cursor())
+            if reaped:
+                logger.warning("Failed %d job(s) abandoned by dead workers", reaped)
+            sql.expire_jobs(self._cursor())
+        except _CONNECTION_ERRORS:
+            if not quiet:
+                raise
+            self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+            return None
+        return stop
+
+    def _heartbeat(self) -> bool | None:
+        """Renew our registration; return True when we were asked to stop."""
+        self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+        stop = sql.heartbeat(self._cursor(), self.name, self._ttl())
+        if stop is None:  # reaped while unreachable: register again
+            self._register()
+        elif stop:
+            logger.info("Worker %s was asked to stop", self.name)
+            self._stop_requests = max(self._stop_requests, 1)
+        return stop
+
+    def _ttl(self) -> int:
+        return max(1, math.ceil(self.heartbeat_interval * 3))
+
+    # Connection
+
+    def _connect(self) -> None:
+        params = connections[self.connection].get_connection_params()
+        params.pop("cursor_factory", None)
+        self._conn = psycopg2.connect(**params)
+        self._conn.set_session(autocommit=True)
+        sql.listen(self._conn.cursor())
+        self._queue_list = None
+        self._register()
+
+    def _register(self) -> None:
+        keep = self._pending[0].pk if self._pending else None
+        sql.register_worker(
+            self._cursor(), self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep
+        )
+        self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+
+    def _reconnect(self) -> None:
+        """Reconnect with backoff (0.5 s doubling to 30 s) until it works or we are stopped."""
+        delay = 0.5
+        while True:
+            self._close()
+            try:
+                self._connect()
+            except _CONNECTION_ERRORS as exc:
+                if self._stop_requests:
+                    raise
+                logger.warning("Reconnecting failed (%s); next try in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            logger.info("Worker %s reconnected", self.name)
+            return
+
+    def _cursor(self) -> Any:
+        return self._conn.cursor()
+
+    def _queues(self) -> list[str]:
+        if not self.all_queues:
+            return self.queue_names
+        if getattr(self, "_queue_list", None) is None:
+            cursor = self._cursor()
+            cursor.execute("SELECT name FROM pq_queue WHERE name <> 'failed' ORDER BY name")
+            self._queue_list = [name for (name,) in cursor.fetchall()]
+        return self._queue_list
+
+    def _queue_label(self) -> str:
+        return ", ".join(self.queue_names) if self.queue_names else "all queues"
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+            self._conn = None
+
+    def _shutdown(self) -> None:
+        try:
+            if self._conn is not None and not self._conn.closed:
+                if self._pending is not None:
+                    self._report(*self._pending)
+                sql.unregister_worker(self._cursor(), self.name)
+        except _CONNECTION_ERRORS as exc:
+            logger.warning("Worker %s could not unregister (%s)", self.name, exc)
+        finally:
+            self._close()
+            self._restore_signal_handlers()
+        logger.info("Worker %s stopped after %d job(s)", self.name, self.jobs_done)
+
+    # Signals
+
+    def _install_signal_handlers(self) -> None:
+        self._wakeup_read, wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_read, False)
+        os.set_blocking(wakeup_write, False)
+        self._wakeup_write = wakeup_write
+        self._old_wakeup = signal.set_wakeup_fd(wakeup_write)
+        self._old_handlers = {
+            signum: signal.signal(signum, self._request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in getattr(self, "_old_handlers", {}).items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(getattr(self, "_old_wakeup", -1))
+        for fd in (self._wakeup_read, getattr(self, "_wakeup_write", -1)):
+            if fd >= 0:
+                os.close(fd)
+        self._wakeup_read = self._wakeup_write = -1
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self._stop_requests += 1
+        name = signal.Signals(signum).name
+        if self._stop_requests == 1:
+            logger.warning("Got %s: stopping after the current job (send it again to stop now)", name)
+        else:
+            logger.warning("Got %s again: killing the current job and stopping", name)
+

@@ -1,0 +1,641 @@
+-- Frozen django-pq SQL migration 0001_initial: never edit; add a new migration instead.
+-- django-pq schema: queues, jobs, workers and flows.
+--
+-- This file is the current truth for the tables. It is written for the whole feature set
+-- (scheduled, repeating, serial and flow jobs) so later features need no table rewrite.
+-- Every object starts with pq_. Errors raised by pq functions use SQLSTATE class 'PQ':
+--   PQ001 invalid argument      PQ002 unknown queue option   PQ003 job not found
+--   PQ004 job in the wrong state for the call                 PQ005 worker name taken
+
+CREATE TABLE pq_queue (
+    name            text PRIMARY KEY
+                    CHECK (name <> '' AND length(name) <= 100),
+    -- A serial queue runs one job at a time: pq_dequeue hands out none of its jobs while
+    -- one is 'started'. The lock is that started job itself, so it is released whenever
+    -- the job ends, also when it is failed as abandoned after its worker died.
+    serial          boolean NOT NULL DEFAULT false,
+    -- Default timeout (seconds) for jobs enqueued with none; NULL: the worker's setting.
+    default_timeout integer CHECK (default_timeout > 0),
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pq_queue IS
+    'django-pq queues. A row is created by pq_enqueue on first use or by pq_create_queue.';
+
+CREATE TABLE pq_flow (
+    id          bigserial PRIMARY KEY,
+    name        text,
+    queue       text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
+    status      text NOT NULL DEFAULT 'queued',
+    jobs        bigint[] NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    ended_at    timestamptz,
+    expires_at  timestamptz
+);
+CREATE INDEX pq_flow_name ON pq_flow (name);
+COMMENT ON TABLE pq_flow IS 'django-pq workflows: jobs run in sequence, each after the previous one.';
+
+CREATE TABLE pq_job (
+    id              bigserial PRIMARY KEY,
+    -- The queue the job is in now (failed jobs are in ''failed'') and the queue it was enqueued on.
+    queue           text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
+    origin          text NOT NULL,
+    status          text NOT NULL DEFAULT 'queued'
+                    CHECK (status IN ('queued', 'scheduled', 'deferred', 'started', 'finished', 'failed')),
+    -- What to run: a dotted path (module.function or module.Class.method), or a method
+    -- name of the pickled object in instance.
+    func            text NOT NULL CHECK (func <> ''),
+    args            jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(args) = 'array'),
+    kwargs          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(kwargs) = 'object'),
+    instance        bytea,
+    description     text,
+    -- Seconds the job may run (NULL: queue default, then the worker's PQ_DEFAULT_JOB_TIMEOUT)
+    -- and seconds its result is kept (NULL: the worker's PQ_DEFAULT_RESULT_TTL; 0: deleted
+    -- when done; -1: kept forever).
+    timeout         integer CHECK (timeout > 0),
+    result_ttl      integer CHECK (result_ttl >= -1),
+    result          jsonb,
+    exc_info        text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    enqueued_at     timestamptz NOT NULL DEFAULT now(),
+    -- Scheduling: the time a ''scheduled'' job becomes due; repeat counts remaining runs
+    -- (-1: forever), repeat_until bounds them by time; between_* is a daily time window,
+    -- weekdays the allowed ISO days (0 = Monday).
+    scheduled_for   timestamptz,
+    repeat          integer NOT NULL DEFAULT 0 CHECK (repeat >= -1),
+    repeat_until    timestamptz,
+    repeat_interval interval,
+    between_start   time,
+    between_end     time,
+    weekdays        smallint[],
+    -- Flows: a ''deferred'' job waits for depends_on to finish.
+    flow_id         bigint REFERENCES pq_flow (id) ON DELETE SET NULL,
+    depends_on      bigint,
+    worker          text,
+    started_at      timestamptz,
+    ended_at        timestamptz,
+    expires_at      timestamptz,
+    CHECK (status <> 'scheduled' OR scheduled_for IS NOT NULL)
+);
+COMMENT ON TABLE pq_job IS 'django-pq jobs. Use pq_enqueue to add one; workers use pq_dequeue.';
+
+-- The ready jobs of a queue in FIFO order: what pq_dequeue reads. Partial, so finished
+-- and failed rows (most of the table on a busy system) are not in it.
+CREATE INDEX pq_job_queued ON pq_job (queue, id) WHERE status = 'queued';
+CREATE INDEX pq_job_scheduled ON pq_job (queue, scheduled_for) WHERE status = 'scheduled';
+CREATE INDEX pq_job_started ON pq_job (worker) WHERE status = 'started';
+CREATE INDEX pq_job_started_queue ON pq_job (queue) WHERE status = 'started';
+CREATE INDEX pq_job_expires ON pq_job (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX pq_job_depends_on ON pq_job (depends_on) WHERE depends_on IS NOT NULL;
+CREATE INDEX pq_job_queue_status ON pq_job (queue, status);
+
+CREATE TABLE pq_worker (
+    name            text PRIMARY KEY CHECK (name <> ''),
+    hostname        text NOT NULL DEFAULT '',
+    pid             integer,
+    queues          text[] NOT NULL DEFAULT '{}',
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at    timestamptz NOT NULL DEFAULT now(),
+    -- A worker whose heartbeat is older than expires_at is dead: its started jobs are
+    -- failed as abandoned by pq_reap_workers.
+    expires_at      timestamptz NOT NULL,
+    -- Set (from the admin or SQL) to ask the worker to stop after its current job.
+    stop            boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE pq_worker IS 'django-pq workers, registered by pq_register_worker with a heartbeat.';
+
+INSERT INTO pq_queue (name) VALUES ('default'), ('failed');
+INSERT INTO pq_queue (name, serial) VALUES ('serial', true);
+
+-- Notifications: wake the workers listening on channel pq_jobs.
+--
+-- One channel for every queue, the payload being the queue name: workers LISTEN on the
+-- constant channel and filter by payload, so no queue name is ever written into SQL text.
+-- NOTIFY is transactional: it is delivered at commit, never for a rolled back enqueue, and
+-- PostgreSQL folds identical notifications of one transaction into one, so a bulk insert
+-- into a queue sends one wake-up, not one per job.
+
+-- pq_notify_job(): AFTER INSERT OR UPDATE trigger on pq_job; notifies pq_jobs with the
+-- queue name when a row becomes 'queued'. Locks: none.
+CREATE FUNCTION pq_notify_job()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('pq_jobs', NEW.queue);
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pq_notify_job() IS 'Trigger: NOTIFY pq_jobs with the queue name when a job becomes ready.';
+
+CREATE TRIGGER pq_job_900_notify_insert
+    AFTER INSERT ON pq_job
+    FOR EACH ROW WHEN (NEW.status = 'queued')
+    EXECUTE FUNCTION pq_notify_job();
+
+CREATE TRIGGER pq_job_900_notify_update
+    AFTER UPDATE OF status ON pq_job
+    FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status IS DISTINCT FROM 'queued')
+    EXECUTE FUNCTION pq_notify_job();
+
+-- Queues: creating, checking, counting and emptying them.
+
+-- pq_create_queue(queue_name, options): create a queue or change its options.
+-- Options (jsonb object): serial (boolean), timeout (positive integer seconds).
+-- Locks: the queue row (upsert). Notifies: nothing.
+CREATE FUNCTION pq_create_queue(queue_name text, options jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_unknown text;
+    v_serial boolean;
+    v_timeout integer;
+BEGIN
+    PERFORM pq_check_queue_name(pq_create_queue.queue_name);
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'pq_create_queue: options must be a JSON object, got %', coalesce(jsonb_typeof(options), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass options like ''{"serial": true, "timeout": 60}''.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO v_unknown
+      FROM jsonb_object_keys(options) AS k WHERE k NOT IN ('serial', 'timeout');
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'pq_create_queue: unknown queue option(s) % for queue "%"', v_unknown, queue_name
+            USING ERRCODE = 'PQ002', HINT = 'Known options are: serial (boolean), timeout (seconds).';
+    END IF;
+    IF options ? 'serial' AND jsonb_typeof(options -> 'serial') <> 'boolean' THEN
+        RAISE EXCEPTION 'pq_create_queue: option serial must be true or false, got %', options -> 'serial'
+            USING ERRCODE = 'PQ001';
+    END IF;
+    v_serial := coalesce((options ->> 'serial')::boolean, false);
+    IF options ? 'timeout' THEN
+        IF jsonb_typeof(options -> 'timeout') <> 'number'
+           OR (options ->> 'timeout')::numeric <= 0
+           OR (options ->> 'timeout')::numeric <> trunc((options ->> 'timeout')::numeric) THEN
+            RAISE EXCEPTION 'pq_create_queue: option timeout must be a positive whole number of seconds, got %',
+                options -> 'timeout' USING ERRCODE = 'PQ001';
+        END IF;
+        v_timeout := (options ->> 'timeout')::integer;
+    END IF;
+    INSERT INTO pq_queue AS q (name, serial, default_timeout)
+    VALUES (queue_name, v_serial, v_timeout)
+    ON CONFLICT (name) DO UPDATE
+        SET serial = CASE WHEN options ? 'serial' THEN EXCLUDED.serial ELSE q.serial END,
+            default_timeout = CASE WHEN options ? 'timeout' THEN EXCLUDED.default_timeout
+                                   ELSE q.default_timeout END;
+END;
+$$;
+COMMENT ON FUNCTION pq_create_queue(text, jsonb) IS
+    'Create a django-pq queue or change its options ({"serial": bool, "timeout": seconds}).';
+
+-- pq_check_queue_name(queue_name): raise PQ001 unless queue_name is a usable queue name.
+CREATE FUNCTION pq_check_queue_name(queue_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF queue_name IS NULL OR queue_name = '' OR length(queue_name) > 100 THEN
+        RAISE EXCEPTION 'invalid queue name %: a queue name is 1 to 100 characters', coalesce(quote_literal(queue_name), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Use a short name such as ''default'' or ''emails''.';
+    END IF;
+END;
+$$;
+
+-- pq_count(queue_name): how many jobs wait in the queue ('queued' now or 'scheduled' for
+-- later); for the failed queue, how many failed jobs it holds. Locks: none.
+CREATE FUNCTION pq_count(queue_name text)
+RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT count(*) FROM pq_job j
+     WHERE j.queue = queue_name
+       AND CASE WHEN queue_name = 'failed' THEN j.status = 'failed'
+                ELSE j.status IN ('queued', 'scheduled') END;
+$$;
+COMMENT ON FUNCTION pq_count(text) IS 'Number of django-pq jobs waiting in a queue (queued or scheduled).';
+
+-- pq_empty_queue(queue_name): delete the jobs waiting in a queue (for the failed queue:
+-- its failed jobs) and return how many. Started jobs are left to finish.
+-- Locks: the deleted rows (SKIP LOCKED: a job being claimed right now is left alone).
+CREATE FUNCTION pq_empty_queue(queue_name text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM pq_job j WHERE j.id IN (
+        SELECT e.id FROM pq_job e
+         WHERE e.queue = queue_name AND e.status IN ('queued', 'scheduled', 'deferred', 'failed')
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_empty_queue(text) IS 'Delete the django-pq jobs waiting in a queue; returns the count.';
+
+-- Enqueueing: pq_enqueue (returns the id; the public SQL API) and pq_enqueue_job (returns
+-- the whole new row; what Python uses to build its Job without a second round trip).
+
+-- pq_enqueue(queue_name, func, args, kwargs, ...): add a job and return its id.
+-- pq_enqueue_job(...), same arguments: add a job and return its row.
+-- func is a dotted path importable by the workers ('myapp.tasks.send_mail'); args a JSON
+-- array and kwargs a JSON object of the arguments. The queue is created if it does not exist.
+-- A job with scheduled_for in the future gets status 'scheduled' and runs when it is due.
+-- Locks: none beyond the inserted row (a new queue row is inserted once).
+-- Notifies: channel pq_jobs with the queue name as payload, through the trigger on pq_job,
+-- delivered when the transaction commits (never if it rolls back).
+-- Security definer: a role needs only EXECUTE on this function, no rights on the tables.
+CREATE FUNCTION pq_enqueue_job(
+    queue_name text,
+    func text,
+    args jsonb DEFAULT '[]',
+    kwargs jsonb DEFAULT '{}',
+    timeout integer DEFAULT NULL,
+    result_ttl integer DEFAULT NULL,
+    description text DEFAULT NULL,
+    scheduled_for timestamptz DEFAULT NULL,
+    instance bytea DEFAULT NULL
+)
+RETURNS pq_job
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_job pq_job;
+BEGIN
+    PERFORM pq_check_queue_name(queue_name);
+    IF queue_name = 'failed' THEN
+        RAISE EXCEPTION 'pq_enqueue: cannot enqueue on the failed queue'
+            USING ERRCODE = 'PQ001', HINT = 'Enqueue on the job''s own queue; failed jobs are moved there by workers.';
+    END IF;
+    IF func IS NULL OR func !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$' THEN
+        RAISE EXCEPTION 'pq_enqueue: func % is not a dotted Python name', coalesce(quote_literal(func), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail''.';
+    END IF;
+    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
+        RAISE EXCEPTION 'pq_enqueue: args must be a JSON array, got %', coalesce(jsonb_typeof(args), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass positional arguments as an array, e.g. ''["a", 1]''::jsonb.';
+    END IF;
+    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
+        RAISE EXCEPTION 'pq_enqueue: kwargs must be a JSON object, got %', coalesce(jsonb_typeof(kwargs), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass keyword arguments as an object, e.g. ''{"name": "Bob"}''::jsonb.';
+    END IF;
+    IF timeout IS NOT NULL AND timeout <= 0 THEN
+        RAISE EXCEPTION 'pq_enqueue: timeout must be a positive number of seconds, got %', timeout
+            USING ERRCODE = 'PQ001', HINT = 'Pass NULL to use the queue''s or the worker''s default timeout.';
+    END IF;
+    IF result_ttl IS NOT NULL AND result_ttl < -1 THEN
+        RAISE EXCEPTION 'pq_enqueue: result_ttl must be -1 (keep forever), 0 (delete at once) or a number of seconds, got %', result_ttl
+            USING ERRCODE = 'PQ001';
+    END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM pq_queue q WHERE q.name = queue_name) THEN
+        INSERT INTO pq_queue (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
+    END IF;
+
+    INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
+                        timeout, result_ttl, scheduled_for)
+    VALUES (queue_name, queue_name,
+            CASE WHEN scheduled_for > now() THEN 'scheduled' ELSE 'queued' END,
+            func, args, kwargs, instance, description, timeout, result_ttl,
+            CASE WHEN scheduled_for > now() THEN scheduled_for END)
+    RETURNING * INTO v_job;
+    RETURN v_job;
+END;
+$$;
+COMMENT ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
+    'Enqueue a django-pq job as pq_enqueue does, returning the new pq_job row.';
+
+CREATE FUNCTION pq_enqueue(
+    queue_name text,
+    func text,
+    args jsonb DEFAULT '[]',
+    kwargs jsonb DEFAULT '{}',
+    timeout integer DEFAULT NULL,
+    result_ttl integer DEFAULT NULL,
+    description text DEFAULT NULL,
+    scheduled_for timestamptz DEFAULT NULL,
+    instance bytea DEFAULT NULL
+)
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER AS $$
+    SELECT (pq_enqueue_job(queue_name, func, args, kwargs, timeout, result_ttl, description,
+                           scheduled_for, instance)).id;
+$$;
+COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
+    'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ...) returns the job id.';
+
+-- Dequeueing: hand a worker its next job.
+
+-- pq_dequeue(queue_names, worker_name): claim the next job for a worker and return it
+-- (no row when there is none). Queues are tried in the order given, which is their priority;
+-- within a queue, due scheduled jobs come first (oldest due time first), then queued jobs
+-- in FIFO order. The job is marked 'started' and records the worker; a job enqueued without
+-- a timeout gets its queue's default timeout (still NULL when the queue has none).
+-- A serial queue hands out nothing while one of its jobs is 'started'.
+-- A worker whose stop flag is set gets no job.
+-- Locks: the claimed job row (FOR UPDATE SKIP LOCKED, so concurrent workers never wait on
+-- each other and never get the same job); for a serial queue, its pq_queue row
+-- (FOR UPDATE SKIP LOCKED: a serial queue being claimed by another worker is skipped).
+-- Notifies: nothing.
+CREATE FUNCTION pq_dequeue(queue_names text[], worker_name text)
+RETURNS SETOF pq_job
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_queue text;
+    v_serial boolean;
+    v_timeout integer;
+    v_id bigint;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = worker_name AND w.stop) THEN
+        RETURN;
+    END IF;
+    FOREACH v_queue IN ARRAY queue_names LOOP
+        SELECT q.serial, q.default_timeout INTO v_serial, v_timeout FROM pq_queue q WHERE q.name = v_queue;
+        CONTINUE WHEN NOT FOUND;
+        IF v_serial THEN
+            PERFORM 1 FROM pq_queue q WHERE q.name = v_queue FOR UPDATE SKIP LOCKED;
+            CONTINUE WHEN NOT FOUND;
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = v_queue AND j.status = 'started');
+        END IF;
+
+        SELECT j.id INTO v_id FROM pq_job j
+         WHERE j.queue = v_queue AND j.status = 'scheduled' AND j.scheduled_for <= now()
+         ORDER BY j.scheduled_for, j.id
+         LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF v_id IS NULL THEN
+            SELECT j.id INTO v_id FROM pq_job j
+             WHERE j.queue = v_queue AND j.status = 'queued'
+             ORDER BY j.id
+             LIMIT 1 FOR UPDATE SKIP LOCKED;
+        END IF;
+        IF v_id IS NOT NULL THEN
+            RETURN QUERY
+                UPDATE pq_job j
+                   SET status = 'started', started_at = now(), worker = worker_name,
+                       timeout = coalesce(j.timeout, v_timeout)
+                 WHERE j.id = v_id
+             RETURNING j.*;
+            RETURN;
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION pq_dequeue(text[], text) IS
+    'Claim the next django-pq job from the first non-empty queue given (FOR UPDATE SKIP LOCKED); no row if none.';
+
+-- pq_next_due(queue_names): the earliest time a scheduled job of these queues becomes due,
+-- NULL if none. Workers use it to bound how long they sleep. Locks: none.
+CREATE FUNCTION pq_next_due(queue_names text[])
+RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT min(j.scheduled_for) FROM pq_job j
+     WHERE j.queue = ANY (queue_names) AND j.status = 'scheduled';
+$$;
+COMMENT ON FUNCTION pq_next_due(text[]) IS 'Earliest due time of the scheduled django-pq jobs of the given queues.';
+
+-- Ending jobs: finishing, failing, requeueing and expiring results.
+
+-- pq_finish(job_id, worker_name, result, default_result_ttl): record a job's success.
+-- The result is kept for the job's result_ttl seconds, else default_result_ttl (the
+-- worker's PQ_DEFAULT_RESULT_TTL): 0 deletes the job at once, -1 keeps it forever.
+-- Returns false, changing nothing, when the job is no longer 'started' by this worker
+-- (it was finished already, or failed as abandoned): finishing is idempotent, so a worker
+-- that lost its connection mid-call can safely call it again.
+-- Locks: the job row. Notifies: nothing.
+CREATE FUNCTION pq_finish(job_id bigint, worker_name text, result jsonb DEFAULT NULL,
+                          default_result_ttl integer DEFAULT 500)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM pq_job j
+     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name
+       AND coalesce(j.result_ttl, default_result_ttl) = 0;
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    UPDATE pq_job j
+       SET status = 'finished', result = pq_finish.result, ended_at = now(),
+           expires_at = CASE WHEN coalesce(j.result_ttl, default_result_ttl) < 0 THEN NULL
+                             ELSE now() + make_interval(secs => coalesce(j.result_ttl, default_result_ttl)) END
+     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name;
+    RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION pq_finish(bigint, text, jsonb, integer) IS
+    'Mark a started django-pq job finished with its result; false if it is not started by that worker.';
+
+-- pq_fail(job_id, worker_name, exc_info, move_to_failed): record a job's failure with the
+-- traceback text. With move_to_failed the job goes to the 'failed' queue (origin keeps
+-- its queue); without, it stays in its queue with status 'failed'. Failed jobs are kept
+-- until requeued or deleted. Returns false when the job is not 'started' by this worker.
+-- Locks: the job row. Notifies: nothing.
+CREATE FUNCTION pq_fail(job_id bigint, worker_name text, exc_info text,
+                        move_to_failed boolean DEFAULT true)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE pq_job j
+       SET status = 'failed', exc_info = pq_fail.exc_info, ended_at = now(), expires_at = NULL,
+           queue = CASE WHEN move_to_failed THEN 'failed' ELSE j.queue END
+     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name;
+    RETURN FOUND;
+END;
+$$;
+COMMENT ON FUNCTION pq_fail(bigint, text, text, boolean) IS
+    'Mark a started django-pq job failed with its traceback and move it to the failed queue.';
+
+-- pq_requeue(job_id): put a failed job back on its origin queue as a new 'queued' job
+-- (same id, traceback and result cleared). Raises PQ003 if there is no such job and PQ004
+-- if it has not failed. Locks: the job row. Notifies: pq_jobs (trigger on pq_job).
+CREATE FUNCTION pq_requeue(job_id bigint)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status text;
+BEGIN
+    SELECT j.status INTO v_status FROM pq_job j WHERE j.id = job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pq_requeue: no job with id %', job_id
+            USING ERRCODE = 'PQ003', HINT = 'The job may have been deleted or its result expired.';
+    END IF;
+    IF v_status <> 'failed' THEN
+        RAISE EXCEPTION 'pq_requeue: job % is %, only failed jobs can be requeued', job_id, v_status
+            USING ERRCODE = 'PQ004';
+    END IF;
+    UPDATE pq_job j
+       SET status = 'queued', queue = j.origin, exc_info = NULL, result = NULL, worker = NULL,
+           started_at = NULL, ended_at = NULL, expires_at = NULL, enqueued_at = now()
+     WHERE j.id = job_id;
+END;
+$$;
+COMMENT ON FUNCTION pq_requeue(bigint) IS 'Put a failed django-pq job back on its origin queue.';
+
+-- pq_expire_jobs(): delete jobs whose result TTL has run out, at most 10,000 a call, and
+-- return how many. Locks: the deleted rows (SKIP LOCKED, so it never waits). Notifies: nothing.
+CREATE FUNCTION pq_expire_jobs()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM pq_job j WHERE j.id IN (
+        SELECT e.id FROM pq_job e WHERE e.expires_at < now()
+         LIMIT 10000 FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    DELETE FROM pq_flow f WHERE f.expires_at < now();
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_expire_jobs() IS 'Delete django-pq jobs whose result TTL has expired; returns the count.';
+
+-- Workers: registration, heartbeats and the detection of dead workers.
+--
+-- A worker registers under a unique name and renews expires_at with a heartbeat. A worker
+-- whose expires_at has passed is dead (killed, its host gone): pq_reap_workers deletes it
+-- and fails its started jobs as abandoned, so no job is left 'started' forever.
+
+-- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_job): register a
+-- worker alive for ttl seconds. Raises PQ005 if a live worker (one whose heartbeat has not
+-- expired) with another hostname or pid already has that name.
+-- A worker registering again under its own hostname and pid is reconnecting after losing
+-- its connection: a job it claimed but never received (the connection dropped during
+-- pq_dequeue) is still 'started' by it, so its started jobs other than keep_job (the one it
+-- is still working on, if any) are put back in their queues; they never ran.
+-- Locks: the worker row and its started jobs. Notifies: pq_jobs for jobs put back.
+CREATE FUNCTION pq_register_worker(worker_name text, queue_names text[], ttl integer,
+                                   hostname text DEFAULT '', pid integer DEFAULT NULL,
+                                   keep_job bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_old pq_worker;
+BEGIN
+    IF ttl IS NULL OR ttl <= 0 THEN
+        RAISE EXCEPTION 'pq_register_worker: ttl must be a positive number of seconds, got %', ttl
+            USING ERRCODE = 'PQ001';
+    END IF;
+    PERFORM pq_reap_workers();
+    SELECT * INTO v_old FROM pq_worker w WHERE w.name = worker_name FOR UPDATE;
+    IF FOUND AND (v_old.hostname, v_old.pid) IS DISTINCT FROM (hostname, pid) THEN
+        RAISE EXCEPTION 'pq_register_worker: a live worker named % is already registered (host %, pid %)',
+                worker_name, v_old.hostname, v_old.pid
+            USING ERRCODE = 'PQ005',
+                  HINT = 'Give each worker its own name (pqworker --name), or wait for the other one to stop.';
+    ELSIF FOUND THEN
+        UPDATE pq_job j SET status = 'queued', worker = NULL, started_at = NULL
+         WHERE j.status = 'started' AND j.worker = worker_name AND j.id IS DISTINCT FROM keep_job;
+    END IF;
+    INSERT INTO pq_worker AS w (name, hostname, pid, queues, expires_at)
+    VALUES (worker_name, hostname, pid, queue_names, now() + make_interval(secs => ttl))
+    ON CONFLICT (name) DO UPDATE
+        SET queues = EXCLUDED.queues, heartbeat_at = now(), expires_at = EXCLUDED.expires_at;
+END;
+$$;
+COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint) IS
+    'Register a django-pq worker alive for ttl seconds; PQ005 if a live worker has the name.';
+
+-- pq_heartbeat(worker_name, ttl): keep a worker alive for ttl more seconds and return its
+-- stop flag; NULL if the worker is not registered (it was reaped: register again).
+-- Locks: the worker row. Notifies: nothing.
+CREATE FUNCTION pq_heartbeat(worker_name text, ttl integer)
+RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE pq_worker w
+       SET heartbeat_at = now(), expires_at = now() + make_interval(secs => ttl)
+     WHERE w.name = worker_name
+ RETURNING w.stop;
+$$;
+COMMENT ON FUNCTION pq_heartbeat(text, integer) IS
+    'Renew a django-pq worker''s heartbeat; returns its stop flag, NULL if it is not registered.';
+
+-- pq_unregister_worker(worker_name): remove a worker that stops. A job it still has
+-- 'started' (its horse was killed on a forced shutdown) is failed as abandoned.
+-- Locks: the worker row and its started jobs. Notifies: nothing.
+CREATE FUNCTION pq_unregister_worker(worker_name text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM pq_worker w WHERE w.name = worker_name;
+    PERFORM pq_fail_abandoned();
+END;
+$$;
+COMMENT ON FUNCTION pq_unregister_worker(text) IS 'Remove a stopping django-pq worker.';
+
+-- pq_reap_workers(): delete the workers whose heartbeat expired and fail their started jobs
+-- as abandoned. Returns the number of jobs failed. Called by workers as they register and
+-- on each heartbeat. Locks: the expired worker rows and the abandoned jobs (SKIP LOCKED).
+-- Notifies: nothing.
+CREATE FUNCTION pq_reap_workers()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM pq_worker w WHERE w.name IN (
+        SELECT d.name FROM pq_worker d WHERE d.expires_at < now() FOR UPDATE SKIP LOCKED);
+    RETURN pq_fail_abandoned();
+END;
+$$;
+COMMENT ON FUNCTION pq_reap_workers() IS
+    'Delete django-pq workers whose heartbeat expired and fail their started jobs as abandoned.';
+
+-- pq_fail_abandoned(): fail, into the failed queue, every 'started' job whose worker is not
+-- registered any more. Returns how many. Locks: those jobs (SKIP LOCKED).
+CREATE FUNCTION pq_fail_abandoned()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pq_job j
+       SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
+           exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '
+                             '(started at %s; it stopped sending heartbeats or was shut down '
+                             'by force). The job may have run in part; requeue it if it is '
+                             'safe to run again.', j.worker, j.started_at)
+     WHERE j.id IN (
+        SELECT a.id FROM pq_job a
+         WHERE a.status = 'started'
+           AND NOT EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = a.worker)
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_fail_abandoned() IS
+    'Fail the started django-pq jobs whose worker is no longer registered.';
+
+-- pq_stop_workers(worker_names): ask workers (all when NULL) to stop after their current
+-- job, and wake the idle ones. Returns how many were asked.
+-- Locks: the worker rows. Notifies: pq_jobs with an empty payload (a wake-up for every worker).
+CREATE FUNCTION pq_stop_workers(worker_names text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pq_worker w SET stop = true WHERE worker_names IS NULL OR w.name = ANY (worker_names);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM pg_notify('pq_jobs', '');
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_stop_workers(text[]) IS 'Ask django-pq workers to stop after their current job.';
+
+-- Security: what a role that only enqueues may do.
+--
+-- pq_enqueue is SECURITY DEFINER: it runs with its owner's rights, so a role needs only
+-- EXECUTE on it to enqueue, and no rights on the tables. Grant it explicitly:
+--     GRANT EXECUTE ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text,
+--                                          timestamptz, bytea) TO my_app_role;
+-- Enqueueing names a function for the workers to run, so it is not granted to PUBLIC.
+-- A SECURITY DEFINER function must not find objects through the caller's search_path (a
+-- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
+REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+         WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef
+           AND p.proname LIKE 'pq\_%'
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', v_fn, current_schema());
+    END LOOP;
+END;
+$$;

@@ -1,0 +1,29 @@
+-- Notifications: wake the workers listening on channel pq_jobs.
+--
+-- One channel for every queue, the payload being the queue name: workers LISTEN on the
+-- constant channel and filter by payload, so no queue name is ever written into SQL text.
+-- NOTIFY is transactional: it is delivered at commit, never for a rolled back enqueue, and
+-- PostgreSQL folds identical notifications of one transaction into one, so a bulk insert
+-- into a queue sends one wake-up, not one per job.
+
+-- pq_notify_job(): AFTER INSERT OR UPDATE trigger on pq_job; notifies pq_jobs with the
+-- queue name when a row becomes 'queued'. Locks: none.
+CREATE FUNCTION pq_notify_job()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('pq_jobs', NEW.queue);
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pq_notify_job() IS 'Trigger: NOTIFY pq_jobs with the queue name when a job becomes ready.';
+
+CREATE TRIGGER pq_job_900_notify_insert
+    AFTER INSERT ON pq_job
+    FOR EACH ROW WHEN (NEW.status = 'queued')
+    EXECUTE FUNCTION pq_notify_job();
+
+CREATE TRIGGER pq_job_900_notify_update
+    AFTER UPDATE OF status ON pq_job
+    FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status IS DISTINCT FROM 'queued')
+    EXECUTE FUNCTION pq_notify_job();

@@ -1,0 +1,106 @@
+-- django-pq schema: queues, jobs, workers and flows.
+--
+-- This file is the current truth for the tables. It is written for the whole feature set
+-- (scheduled, repeating, serial and flow jobs) so later features need no table rewrite.
+-- Every object starts with pq_. Errors raised by pq functions use SQLSTATE class 'PQ':
+--   PQ001 invalid argument      PQ002 unknown queue option   PQ003 job not found
+--   PQ004 job in the wrong state for the call                 PQ005 worker name taken
+
+CREATE TABLE pq_queue (
+    name            text PRIMARY KEY
+                    CHECK (name <> '' AND length(name) <= 100),
+    -- A serial queue runs one job at a time: pq_dequeue hands out none of its jobs while
+    -- one is 'started'. The lock is that started job itself, so it is released whenever
+    -- the job ends, also when it is failed as abandoned after its worker died.
+    serial          boolean NOT NULL DEFAULT false,
+    -- Default timeout (seconds) for jobs enqueued with none; NULL: the worker's setting.
+    default_timeout integer CHECK (default_timeout > 0),
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pq_queue IS
+    'django-pq queues. A row is created by pq_enqueue on first use or by pq_create_queue.';
+
+CREATE TABLE pq_flow (
+    id          bigserial PRIMARY KEY,
+    name        text,
+    queue       text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
+    status      text NOT NULL DEFAULT 'queued',
+    jobs        bigint[] NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    ended_at    timestamptz,
+    expires_at  timestamptz
+);
+CREATE INDEX pq_flow_name ON pq_flow (name);
+COMMENT ON TABLE pq_flow IS 'django-pq workflows: jobs run in sequence, each after the previous one.';
+
+CREATE TABLE pq_job (
+    id              bigserial PRIMARY KEY,
+    -- The queue the job is in now (failed jobs are in ''failed'') and the queue it was enqueued on.
+    queue           text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
+    origin          text NOT NULL,
+    status          text NOT NULL DEFAULT 'queued'
+                    CHECK (status IN ('queued', 'scheduled', 'deferred', 'started', 'finished', 'failed')),
+    -- What to run: a dotted path (module.function or module.Class.method), or a method
+    -- name of the pickled object in instance.
+    func            text NOT NULL CHECK (func <> ''),
+    args            jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(args) = 'array'),
+    kwargs          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(kwargs) = 'object'),
+    instance        bytea,
+    description     text,
+    -- Seconds the job may run (NULL: queue default, then the worker's PQ_DEFAULT_JOB_TIMEOUT)
+    -- and seconds its result is kept (NULL: the worker's PQ_DEFAULT_RESULT_TTL; 0: deleted
+    -- when done; -1: kept forever).
+    timeout         integer CHECK (timeout > 0),
+    result_ttl      integer CHECK (result_ttl >= -1),
+    result          jsonb,
+    exc_info        text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    enqueued_at     timestamptz NOT NULL DEFAULT now(),
+    -- Scheduling: the time a ''scheduled'' job becomes due; repeat counts remaining runs
+    -- (-1: forever), repeat_until bounds them by time; between_* is a daily time window,
+    -- weekdays the allowed ISO days (0 = Monday).
+    scheduled_for   timestamptz,
+    repeat          integer NOT NULL DEFAULT 0 CHECK (repeat >= -1),
+    repeat_until    timestamptz,
+    repeat_interval interval,
+    between_start   time,
+    between_end     time,
+    weekdays        smallint[],
+    -- Flows: a ''deferred'' job waits for depends_on to finish.
+    flow_id         bigint REFERENCES pq_flow (id) ON DELETE SET NULL,
+    depends_on      bigint,
+    worker          text,
+    started_at      timestamptz,
+    ended_at        timestamptz,
+    expires_at      timestamptz,
+    CHECK (status <> 'scheduled' OR scheduled_for IS NOT NULL)
+);
+COMMENT ON TABLE pq_job IS 'django-pq jobs. Use pq_enqueue to add one; workers use pq_dequeue.';
+
+-- The ready jobs of a queue in FIFO order: what pq_dequeue reads. Partial, so finished
+-- and failed rows (most of the table on a busy system) are not in it.
+CREATE INDEX pq_job_queued ON pq_job (queue, id) WHERE status = 'queued';
+CREATE INDEX pq_job_scheduled ON pq_job (queue, scheduled_for) WHERE status = 'scheduled';
+CREATE INDEX pq_job_started ON pq_job (worker) WHERE status = 'started';
+CREATE INDEX pq_job_started_queue ON pq_job (queue) WHERE status = 'started';
+CREATE INDEX pq_job_expires ON pq_job (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX pq_job_depends_on ON pq_job (depends_on) WHERE depends_on IS NOT NULL;
+CREATE INDEX pq_job_queue_status ON pq_job (queue, status);
+
+CREATE TABLE pq_worker (
+    name            text PRIMARY KEY CHECK (name <> ''),
+    hostname        text NOT NULL DEFAULT '',
+    pid             integer,
+    queues          text[] NOT NULL DEFAULT '{}',
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at    timestamptz NOT NULL DEFAULT now(),
+    -- A worker whose heartbeat is older than expires_at is dead: its started jobs are
+    -- failed as abandoned by pq_reap_workers.
+    expires_at      timestamptz NOT NULL,
+    -- Set (from the admin or SQL) to ask the worker to stop after its current job.
+    stop            boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE pq_worker IS 'django-pq workers, registered by pq_register_worker with a heartbeat.';
+
+INSERT INTO pq_queue (name) VALUES ('default'), ('failed');
+INSERT INTO pq_queue (name, serial) VALUES ('serial', true);

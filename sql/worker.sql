@@ -1,0 +1,131 @@
+-- Workers: registration, heartbeats and the detection of dead workers.
+--
+-- A worker registers under a unique name and renews expires_at with a heartbeat. A worker
+-- whose expires_at has passed is dead (killed, its host gone): pq_reap_workers deletes it
+-- and fails its started jobs as abandoned, so no job is left 'started' forever.
+
+-- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_job): register a
+-- worker alive for ttl seconds. Raises PQ005 if a live worker (one whose heartbeat has not
+-- expired) with another hostname or pid already has that name.
+-- A worker registering again under its own hostname and pid is reconnecting after losing
+-- its connection: a job it claimed but never received (the connection dropped during
+-- pq_dequeue) is still 'started' by it, so its started jobs other than keep_job (the one it
+-- is still working on, if any) are put back in their queues; they never ran.
+-- Locks: the worker row and its started jobs. Notifies: pq_jobs for jobs put back.
+CREATE FUNCTION pq_register_worker(worker_name text, queue_names text[], ttl integer,
+                                   hostname text DEFAULT '', pid integer DEFAULT NULL,
+                                   keep_job bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_old pq_worker;
+BEGIN
+    IF ttl IS NULL OR ttl <= 0 THEN
+        RAISE EXCEPTION 'pq_register_worker: ttl must be a positive number of seconds, got %', ttl
+            USING ERRCODE = 'PQ001';
+    END IF;
+    PERFORM pq_reap_workers();
+    SELECT * INTO v_old FROM pq_worker w WHERE w.name = worker_name FOR UPDATE;
+    IF FOUND AND (v_old.hostname, v_old.pid) IS DISTINCT FROM (hostname, pid) THEN
+        RAISE EXCEPTION 'pq_register_worker: a live worker named % is already registered (host %, pid %)',
+                worker_name, v_old.hostname, v_old.pid
+            USING ERRCODE = 'PQ005',
+                  HINT = 'Give each worker its own name (pqworker --name), or wait for the other one to stop.';
+    ELSIF FOUND THEN
+        UPDATE pq_job j SET status = 'queued', worker = NULL, started_at = NULL
+         WHERE j.status = 'started' AND j.worker = worker_name AND j.id IS DISTINCT FROM keep_job;
+    END IF;
+    INSERT INTO pq_worker AS w (name, hostname, pid, queues, expires_at)
+    VALUES (worker_name, hostname, pid, queue_names, now() + make_interval(secs => ttl))
+    ON CONFLICT (name) DO UPDATE
+        SET queues = EXCLUDED.queues, heartbeat_at = now(), expires_at = EXCLUDED.expires_at;
+END;
+$$;
+COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint) IS
+    'Register a django-pq worker alive for ttl seconds; PQ005 if a live worker has the name.';
+
+-- pq_heartbeat(worker_name, ttl): keep a worker alive for ttl more seconds and return its
+-- stop flag; NULL if the worker is not registered (it was reaped: register again).
+-- Locks: the worker row. Notifies: nothing.
+CREATE FUNCTION pq_heartbeat(worker_name text, ttl integer)
+RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE pq_worker w
+       SET heartbeat_at = now(), expires_at = now() + make_interval(secs => ttl)
+     WHERE w.name = worker_name
+ RETURNING w.stop;
+$$;
+COMMENT ON FUNCTION pq_heartbeat(text, integer) IS
+    'Renew a django-pq worker''s heartbeat; returns its stop flag, NULL if it is not registered.';
+
+-- pq_unregister_worker(worker_name): remove a worker that stops. A job it still has
+-- 'started' (its horse was killed on a forced shutdown) is failed as abandoned.
+-- Locks: the worker row and its started jobs. Notifies: nothing.
+CREATE FUNCTION pq_unregister_worker(worker_name text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM pq_worker w WHERE w.name = worker_name;
+    PERFORM pq_fail_abandoned();
+END;
+$$;
+COMMENT ON FUNCTION pq_unregister_worker(text) IS 'Remove a stopping django-pq worker.';
+
+-- pq_reap_workers(): delete the workers whose heartbeat expired and fail their started jobs
+-- as abandoned. Returns the number of jobs failed. Called by workers as they register and
+-- on each heartbeat. Locks: the expired worker rows and the abandoned jobs (SKIP LOCKED).
+-- Notifies: nothing.
+CREATE FUNCTION pq_reap_workers()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM pq_worker w WHERE w.name IN (
+        SELECT d.name FROM pq_worker d WHERE d.expires_at < now() FOR UPDATE SKIP LOCKED);
+    RETURN pq_fail_abandoned();
+END;
+$$;
+COMMENT ON FUNCTION pq_reap_workers() IS
+    'Delete django-pq workers whose heartbeat expired and fail their started jobs as abandoned.';
+
+-- pq_fail_abandoned(): fail, into the failed queue, every 'started' job whose worker is not
+-- registered any more. Returns how many. Locks: those jobs (SKIP LOCKED).
+CREATE FUNCTION pq_fail_abandoned()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pq_job j
+       SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
+           exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '
+                             '(started at %s; it stopped sending heartbeats or was shut down '
+                             'by force). The job may have run in part; requeue it if it is '
+                             'safe to run again.', j.worker, j.started_at)
+     WHERE j.id IN (
+        SELECT a.id FROM pq_job a
+         WHERE a.status = 'started'
+           AND NOT EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = a.worker)
+           FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_fail_abandoned() IS
+    'Fail the started django-pq jobs whose worker is no longer registered.';
+
+-- pq_stop_workers(worker_names): ask workers (all when NULL) to stop after their current
+-- job, and wake the idle ones. Returns how many were asked.
+-- Locks: the worker rows. Notifies: pq_jobs with an empty payload (a wake-up for every worker).
+CREATE FUNCTION pq_stop_workers(worker_names text[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pq_worker w SET stop = true WHERE worker_names IS NULL OR w.name = ANY (worker_names);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    PERFORM pg_notify('pq_jobs', '');
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_stop_workers(text[]) IS 'Ask django-pq workers to stop after their current job.';

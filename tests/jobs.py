@@ -1,0 +1,97 @@
+"""Functions the tests enqueue; workers import them from here."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import time
+from typing import Any
+
+from pq.decorators import job
+
+
+def say_hello(name: str | None = None) -> str:
+    """A job with a single argument and a return value."""
+    if name is None:
+        name = "Stranger"
+    return f"Hi there, {name}!"
+
+
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def return_none() -> None:
+    return None
+
+
+def return_datetime() -> datetime.datetime:
+    return datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+
+
+def div_by_zero(x: int = 1) -> float:
+    return x / 0
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def exit_hard(code: int = 3) -> None:
+    os._exit(code)
+
+
+def kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def write_marker(path: str, text: str = "ran") -> str:
+    with open(path, "a", encoding="utf-8") as marker:
+        marker.write(text + "\n")
+    return text
+
+
+def sleep_then_mark(seconds: float, path: str) -> None:
+    with open(path, "a", encoding="utf-8") as marker:
+        marker.write("started\n")
+    time.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as marker:
+        marker.write("finished\n")
+
+
+def count_jobs() -> int:
+    """Touch the ORM from the work horse (it must open its own connection)."""
+    from pq.models import Job
+
+    return Job.objects.count()
+
+
+def unjsonable_result() -> set[int]:
+    return {1, 2, 3}
+
+
+class Calculator:
+    """Test instance methods."""
+
+    def __init__(self, denominator: float) -> None:
+        self.denominator = denominator
+
+    def calculate(self, x: float, y: float) -> float:
+        return x * y / self.denominator
+
+
+@job("default")
+def decorated_hello(name: str | None = None) -> str:
+    return say_hello(name)
