@@ -1,0 +1,51 @@
+"""Package django-pq; the top-level ``sql/`` ships inside it as ``pq._sqlfiles``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def read_readme() -> str:
+    """Return README.rst's text, or an empty string while there is none."""
+    readme = HERE / "README.rst"
+    return readme.read_text(encoding="utf-8") if readme.exists() else ""
+
+
+setup(
+    name="django-pq",
+    version="0.1.0",
+    description="A PostgreSQL task queue for Django, its logic in PL/pgSQL.",
+    long_description=read_readme(),
+    long_description_content_type="text/x-rst",
+    python_requires=">=3.11",
+    packages=[*find_packages(include=["pq", "pq.*"]), "pq._sqlfiles"],
+    package_dir={"pq._sqlfiles": "sql"},
+    package_data={
+        "pq": ["py.typed"],
+        "pq._sqlfiles": ["*.sql", "migrations/*.sql"],
+    },
+    zip_safe=False,
+    install_requires=[
+        "Django>=5.2",
+        "psycopg2>=2.9",
+        "python-dateutil",
+        "sqlparse",
+        "testing.postgresql>=1.3",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-timeout", "ruff"],
+        "demo": [],
+        "bench": ["rq", "redis", "matplotlib"],
+    },
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Django :: 5.2",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: System :: Distributed Computing",
+    ],
+)
