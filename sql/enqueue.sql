@@ -52,9 +52,7 @@ BEGIN
             USING ERRCODE = 'PQ001';
     END IF;
 
-    IF NOT EXISTS (SELECT 1 FROM pq_queue q WHERE q.name = queue_name) THEN
-        INSERT INTO pq_queue (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
-    END IF;
+    PERFORM pq_ensure_queue(queue_name);
 
     INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
                         timeout, result_ttl, scheduled_for)

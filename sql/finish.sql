@@ -39,6 +39,9 @@ CREATE FUNCTION pq_fail(job_id bigint, worker_name text, exc_info text,
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF move_to_failed THEN
+        PERFORM pq_ensure_queue('failed');
+    END IF;
     UPDATE pq_job j
        SET status = 'failed', exc_info = pq_fail.exc_info, ended_at = now(), expires_at = NULL,
            queue = CASE WHEN move_to_failed THEN 'failed' ELSE j.queue END
@@ -57,8 +60,9 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_status text;
+    v_origin text;
 BEGIN
-    SELECT j.status INTO v_status FROM pq_job j WHERE j.id = job_id FOR UPDATE;
+    SELECT j.status, j.origin INTO v_status, v_origin FROM pq_job j WHERE j.id = job_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pq_requeue: no job with id %', job_id
             USING ERRCODE = 'PQ003', HINT = 'The job may have been deleted or its result expired.';
@@ -67,6 +71,7 @@ BEGIN
         RAISE EXCEPTION 'pq_requeue: job % is %, only failed jobs can be requeued', job_id, v_status
             USING ERRCODE = 'PQ004';
     END IF;
+    PERFORM pq_ensure_queue(v_origin);
     UPDATE pq_job j
        SET status = 'queued', queue = j.origin, exc_info = NULL, result = NULL, worker = NULL,
            started_at = NULL, ended_at = NULL, expires_at = NULL, enqueued_at = now()

@@ -59,6 +59,19 @@ BEGIN
 END;
 $$;
 
+-- pq_ensure_queue(queue_name): create the queue with default options if it does not exist.
+-- Locks: a new queue row. Notifies: nothing.
+CREATE FUNCTION pq_ensure_queue(queue_name text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pq_queue q WHERE q.name = queue_name) THEN
+        INSERT INTO pq_queue (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pq_ensure_queue(text) IS 'Create a django-pq queue with default options unless it exists.';
+
 -- pq_count(queue_name): how many jobs wait in the queue ('queued' now or 'scheduled' for
 -- later); for the failed queue, how many failed jobs it holds. Locks: none.
 CREATE FUNCTION pq_count(queue_name text)

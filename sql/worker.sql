@@ -95,6 +95,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
 BEGIN
+    PERFORM pq_ensure_queue('failed');
     UPDATE pq_job j
        SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
            exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '

@@ -197,6 +197,19 @@ BEGIN
 END;
 $$;
 
+-- pq_ensure_queue(queue_name): create the queue with default options if it does not exist.
+-- Locks: a new queue row. Notifies: nothing.
+CREATE FUNCTION pq_ensure_queue(queue_name text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pq_queue q WHERE q.name = queue_name) THEN
+        INSERT INTO pq_queue (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION pq_ensure_queue(text) IS 'Create a django-pq queue with default options unless it exists.';
+
 -- pq_count(queue_name): how many jobs wait in the queue ('queued' now or 'scheduled' for
 -- later); for the failed queue, how many failed jobs it holds. Locks: none.
 CREATE FUNCTION pq_count(queue_name text)
@@ -282,9 +295,7 @@ BEGIN
             USING ERRCODE = 'PQ001';
     END IF;
 
-    IF NOT EXISTS (SELECT 1 FROM pq_queue q WHERE q.name = queue_name) THEN
-        INSERT INTO pq_queue (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
-    END IF;
+    PERFORM pq_ensure_queue(queue_name);
 
     INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
                         timeout, result_ttl, scheduled_for)
@@ -428,6 +439,9 @@ CREATE FUNCTION pq_fail(job_id bigint, worker_name text, exc_info text,
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF move_to_failed THEN
+        PERFORM pq_ensure_queue('failed');
+    END IF;
     UPDATE pq_job j
        SET status = 'failed', exc_info = pq_fail.exc_info, ended_at = now(), expires_at = NULL,
            queue = CASE WHEN move_to_failed THEN 'failed' ELSE j.queue END
@@ -446,8 +460,9 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_status text;
+    v_origin text;
 BEGIN
-    SELECT j.status INTO v_status FROM pq_job j WHERE j.id = job_id FOR UPDATE;
+    SELECT j.status, j.origin INTO v_status, v_origin FROM pq_job j WHERE j.id = job_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pq_requeue: no job with id %', job_id
             USING ERRCODE = 'PQ003', HINT = 'The job may have been deleted or its result expired.';
@@ -456,6 +471,7 @@ BEGIN
         RAISE EXCEPTION 'pq_requeue: job % is %, only failed jobs can be requeued', job_id, v_status
             USING ERRCODE = 'PQ004';
     END IF;
+    PERFORM pq_ensure_queue(v_origin);
     UPDATE pq_job j
        SET status = 'queued', queue = j.origin, exc_info = NULL, result = NULL, worker = NULL,
            started_at = NULL, ended_at = NULL, expires_at = NULL, enqueued_at = now()
@@ -579,6 +595,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
 BEGIN
+    PERFORM pq_ensure_queue('failed');
     UPDATE pq_job j
        SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
            exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '

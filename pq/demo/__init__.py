@@ -1,0 +1,1 @@
+"""A runnable demo: ``python -m pq.demo`` runs the README's jobs on a worker."""

@@ -1,0 +1,99 @@
+"""Run django-pq end to end: python -m pq.demo
+
+Uses the PostgreSQL named by $PQ_DSN (a libpq DSN or postgresql:// URL), else starts a
+throwaway cluster; migrates; enqueues the README's jobs from Python and one from plain SQL;
+runs a burst worker (a forked horse per job) and prints every job's outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import django
+import psycopg2
+from django.conf import settings
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    """Yield the DSN of $PQ_DSN, or of a throwaway cluster stopped afterwards."""
+    dsn = os.environ.get("PQ_DSN")
+    if dsn:
+        print(f"Using PostgreSQL from $PQ_DSN")
+        yield dsn
+        return
+    from pq.testing import TemporaryPostgres
+
+    print("No $PQ_DSN: starting a throwaway PostgreSQL")
+    with TemporaryPostgres() as cluster:
+        yield cluster.dsn
+
+
+def configure(dsn: str) -> None:
+    from pq.testing import dsn_to_django
+
+    settings.configure(
+        DATABASES={"default": dsn_to_django(dsn)},
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "pq"],
+        USE_TZ=True,
+        LOGGING={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"standard": {"format": "[%(levelname)s] %(name)s: %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "standard"}},
+            "loggers": {"pq": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+        },
+    )
+    django.setup()
+
+
+def main() -> int:
+    with database() as dsn:
+        configure(dsn)
+        from django.core.management import call_command
+
+        from pq import Queue, Worker
+        from pq.decorators import job
+        from pq.demo import jobs
+        from pq.models import Job
+
+        call_command("migrate", verbosity=0)
+        print("Migrated: django-pq's tables and SQL functions are installed")
+
+        q = Queue()
+        enqueued = [
+            q.enqueue(jobs.say_hello, "You"),
+            q.enqueue_call(jobs.say_hello, kwargs={"name": "You"}),
+            q.enqueue_call(jobs.say_hello, args=("again",), timeout=60),
+            q.enqueue(jobs.Calculator(2).calculate, 4, 5),
+            q.enqueue(jobs.count_words, "RQ sets a low barrier for entry"),
+            job("default")(jobs.say_hello).delay("friend"),
+            q.enqueue(jobs.fail, "this job fails on purpose"),
+        ]
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT pq_enqueue('default', 'pq.utils.test_job', '[\"from SQL\"]')")
+            sql_job_id = cursor.fetchone()[0]
+        conn.close()
+        print(f"Enqueued {len(enqueued)} jobs from Python and job {sql_job_id} from plain SQL")
+
+        Worker(q).work(burst=True)
+
+        print("\nid  status    result / error")
+        ok = True
+        for item in Job.objects.order_by("id"):
+            outcome = repr(item.result) if item.status == "finished" else item.exc_info.splitlines()[-1]
+            print(f"{item.id:<3} {item.status:<9} {item.get_description()} -> {outcome}")
+            ok &= item.status == "finished" or item.func == "pq.demo.jobs.fail"
+        if not ok:
+            print("Some job did not finish as expected", file=sys.stderr)
+        from django.db import connections
+
+        connections.close_all()
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

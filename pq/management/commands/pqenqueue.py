@@ -1,0 +1,44 @@
+"""manage.py pqenqueue dotted.func [arg ...] [--queue] [--timeout] [--sync]"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from pq.queue import Queue
+
+
+class Command(BaseCommand):
+    help = "Enqueue a function by its dotted path with string arguments, e.g. pq.utils.test_job."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("func", help="dotted path of the function, e.g. myapp.tasks.send_mail")
+        parser.add_argument("args", nargs="*", help="positional arguments (passed as strings)")
+        parser.add_argument(
+            "--queue", "-q", default="default", help="queue name (default: default)"
+        )
+        parser.add_argument("--timeout", "-t", type=int, help="seconds the job may run")
+        parser.add_argument(
+            "--result-ttl", type=int, help="seconds to keep the result (-1: forever)"
+        )
+        parser.add_argument("--connection", default="default", help="database alias")
+        parser.add_argument("--sync", action="store_true", help="run the job here and now instead")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            queue = Queue(
+                options["queue"], connection=options["connection"], is_async=not options["sync"]
+            )
+            job = queue.enqueue_call(
+                options["func"],
+                args=options["args"],
+                timeout=options["timeout"],
+                result_ttl=options["result_ttl"],
+            )
+        except (ValueError, TypeError, ImportError) as exc:
+            raise CommandError(str(exc)) from exc
+        if options["sync"]:
+            self.stdout.write(f"Job result = {job.result!r}")
+        else:
+            self.stdout.write(f"Enqueued job {job.pk} {job.get_description()} on {queue.name}")

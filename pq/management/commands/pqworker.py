@@ -1,0 +1,79 @@
+"""manage.py pqworker [queue ...] [--burst] [--name] [--connection] [--sentry-dsn] [--terminate]"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from pq import sql
+from pq.exceptions import WorkerNameTaken
+from pq.worker import Worker
+
+
+class Command(BaseCommand):
+    help = (
+        "Work on the given queues, in priority order (all queues but 'failed' when none are "
+        "given), forking a work horse for each job."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", help="queue names, highest priority first")
+        parser.add_argument("--burst", action="store_true", help="stop when no job is left")
+        parser.add_argument("--name", help="worker name (default: hostname.pid); must be unique")
+        parser.add_argument(
+            "--connection", default="default", help="database alias (default: default)"
+        )
+        parser.add_argument(
+            "--sentry-dsn", help="report job exceptions to Sentry (needs sentry-sdk)"
+        )
+        parser.add_argument(
+            "--terminate",
+            action="store_true",
+            help="ask every worker to stop after its current job and wait until they have",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        alias = options["connection"]
+        if alias not in connections.settings:
+            raise CommandError(
+                f"--connection {alias!r} is not in settings.DATABASES "
+                f"(known: {', '.join(sorted(connections.settings))})"
+            )
+        if options["terminate"]:
+            self._terminate(alias)
+            return
+        self._setup_sentry(options["sentry_dsn"])
+        try:
+            worker = Worker(options["queues"], name=options["name"], connection=alias)
+            worker.work(burst=options["burst"])
+        except (ValueError, WorkerNameTaken) as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _terminate(self, alias: str) -> None:
+        with connections[alias].cursor() as cursor:
+            asked = sql.stop_workers(cursor)
+        self.stdout.write(f"Asked {asked} worker(s) to stop; waiting for them")
+        while True:
+            with connections[alias].cursor() as cursor:
+                left = sql.worker_count(cursor)
+            if not left:
+                break
+            time.sleep(0.5)
+        self.stdout.write("All workers stopped")
+
+    def _setup_sentry(self, dsn: str | None) -> None:
+        from django.conf import settings
+
+        dsn = dsn or getattr(settings, "SENTRY_DSN", None)
+        if not dsn:
+            return
+        try:
+            import sentry_sdk
+        except ImportError as exc:
+            raise CommandError(
+                "--sentry-dsn needs the sentry-sdk package: pip install sentry-sdk"
+            ) from exc
+        sentry_sdk.init(dsn=dsn)
