@@ -1,4 +1,4 @@
-"""Admin lists of queued, dequeued and failed jobs, queues and workers, read on PQ_ADMIN_CONNECTION."""
+"""Admin lists of queued, dequeued and failed jobs, queues and workers (PQ_ADMIN_CONNECTION)."""
 
 from __future__ import annotations
 

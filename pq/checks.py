@@ -42,9 +42,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
     elif "postgresql" not in settings.DATABASES[alias].get("ENGINE", ""):
         errors.append(_not_postgres(alias, "pq.E005"))
-    if "default" in settings.DATABASES and "postgresql" not in settings.DATABASES["default"].get(
-        "ENGINE", ""
-    ) and alias != "default":
+    if (
+        "default" in settings.DATABASES
+        and "postgresql" not in settings.DATABASES["default"].get("ENGINE", "")
+        and alias != "default"
+    ):
         errors.append(_not_postgres("default", "pq.W001", warning=True))
     return errors
 

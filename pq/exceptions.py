@@ -20,7 +20,7 @@ class NoSuchJob(PQError, LookupError):
 
 
 class InvalidJobState(PQError):
-    """The job is not in a state that allows the call, e.g. requeueing a job that did not fail (PQ004)."""
+    """The job's state does not allow the call, e.g. requeueing a job that did not fail (PQ004)."""
 
 
 class WorkerNameTaken(PQError):

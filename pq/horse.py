@@ -50,8 +50,12 @@ class Outcome:
     def to_json(self) -> bytes:
         """Encode a job's own outcome for the pipe from the horse."""
         return json.dumps(
-            {"ok": self.ok, "result": self.result, "exc_info": self.exc_info,
-             "move_to_failed": self.move_to_failed}
+            {
+                "ok": self.ok,
+                "result": self.result,
+                "exc_info": self.exc_info,
+                "move_to_failed": self.move_to_failed,
+            }
         ).encode()
 
     @classmethod
@@ -132,9 +136,11 @@ class Horse:
         horse and returns a timeout failure once its deadline passes.
         """
         if time.monotonic() >= self.deadline:
-            return self.kill(JobTimeoutException(
-                f"Job exceeded its timeout of {self.timeout} seconds; the work horse was killed"
-            ))
+            return self.kill(
+                JobTimeoutException(
+                    f"Job exceeded its timeout of {self.timeout} seconds; the work horse was killed"
+                )
+            )
         watch = [fd for fd in (self.pipe, self.pidfd, wakeup_fd) if fd is not None and fd >= 0]
         limit = min(seconds, max(0.0, self.deadline - time.monotonic()))
         if self.pidfd is None:
@@ -221,7 +227,7 @@ _inherited: list[Any] = []
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     os.close(fd)
 
 

@@ -18,7 +18,7 @@ from pq.fields import PickleJSONField
 from pq.serialization import describe, from_json, import_callable
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """A job's status; the values are those stored in pq_job.status (RQ's words)."""
 
     QUEUED = "queued"
@@ -27,9 +27,6 @@ class JobStatus(str, enum.Enum):
     STARTED = "started"
     FINISHED = "finished"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class QueueStore(models.Model):
@@ -194,7 +191,9 @@ class WorkerStore(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
-    stop = models.BooleanField(default=False, help_text="Ask the worker to stop after its current job.")
+    stop = models.BooleanField(
+        default=False, help_text="Ask the worker to stop after its current job."
+    )
 
     class Meta:
         managed = False

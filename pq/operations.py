@@ -41,10 +41,14 @@ class RunPQSQL(Operation):
             return
         schema_editor.execute(sqlfiles.read(file_name), params=None)
 
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
         self._run(app_label, schema_editor, f"migrations/{self.name}.sql")
 
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
         if self.reverse is None:
             raise NotImplementedError(f"django-pq SQL migration {self.name} cannot be reversed")
         self._run(app_label, schema_editor, f"{self.reverse}.sql")

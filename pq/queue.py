@@ -79,9 +79,9 @@ class Queue:
         return f"<{type(self).__name__} {self.name!r} on {self.connection!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Queue)
-            and (self.name, self.connection) == (other.name, other.connection)
+        return isinstance(other, Queue) and (self.name, self.connection) == (
+            other.name,
+            other.connection,
         )
 
     def __hash__(self) -> int:
@@ -96,7 +96,9 @@ class Queue:
         """
         if not args:
             if "func" not in kwargs:
-                raise TypeError("enqueue() needs the function to run: q.enqueue(f, *args, **kwargs)")
+                raise TypeError(
+                    "enqueue() needs the function to run: q.enqueue(f, *args, **kwargs)"
+                )
             return self.enqueue_call(**kwargs)
         func, *task_args = args
         return self.enqueue_call(func, args=task_args, kwargs=kwargs)
@@ -146,8 +148,13 @@ class Queue:
     ) -> Job:
         """Run a job in this process (synchronous queue); its exceptions propagate."""
         job = Job(
-            queue=self.name, origin=self.name, func=path, args=args, kwargs=kwargs,
-            description=description, status=JobStatus.STARTED.value,
+            queue=self.name,
+            origin=self.name,
+            func=path,
+            args=args,
+            kwargs=kwargs,
+            description=description,
+            status=JobStatus.STARTED.value,
             instance=None if instance is None else pickle.dumps(instance),
         )
         job.result = job.perform()

@@ -113,7 +113,7 @@ def _refuse_local(qualname: str, func: object) -> None:
 
 
 def import_callable(path: str) -> Callable[..., Any]:
-    """Import the callable named by the dotted ``path`` ('pkg.module.func' or 'pkg.module.Class.method')."""
+    """Import the callable named by ``path``: 'pkg.module.func' or 'pkg.module.Class.method'."""
     if not _DOTTED.match(path) or "." not in path:
         raise ImportError(f"{path!r} is not a dotted path to a function")
     parts = path.split(".")
@@ -129,7 +129,9 @@ def import_callable(path: str) -> Callable[..., Any]:
             try:
                 target = getattr(target, attr)
             except AttributeError:
-                raise ImportError(f"cannot import {path}: {target!r} has no attribute {attr!r}") from None
+                raise ImportError(
+                    f"cannot import {path}: {target!r} has no attribute {attr!r}"
+                ) from None
         return target
     raise ImportError(f"cannot import {path}: no module {parts[0]!r}")
 

@@ -45,7 +45,7 @@ def _one_row(cursor: Any) -> Row | None:
     row = cursor.fetchone()
     if row is None:
         return None
-    return {column[0]: value for column, value in zip(cursor.description, row)}
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
 
 
 def enqueue_job(
@@ -65,8 +65,17 @@ def enqueue_job(
     with translate_errors():
         cursor.execute(
             "SELECT * FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
-            [queue, func, _json(args), _json(kwargs), timeout, result_ttl, description,
-             scheduled_for, instance],
+            [
+                queue,
+                func,
+                _json(args),
+                _json(kwargs),
+                timeout,
+                result_ttl,
+                description,
+                scheduled_for,
+                instance,
+            ],
         )
         row = _one_row(cursor)
     assert row is not None
@@ -98,7 +107,7 @@ def dequeue(cursor: Any, queues: Sequence[str], worker: str) -> Row | None:
 
 
 def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_ttl: int) -> bool:
-    """Record a job's result with ``pq_finish``; False if the job is no longer started by ``worker``."""
+    """Record a job's result with ``pq_finish``; False if ``worker`` no longer has it started."""
     cursor.execute(
         "SELECT pq_finish(%s, %s, %s::jsonb, %s)",
         [job_id, worker, _json(result), default_result_ttl],
@@ -107,7 +116,7 @@ def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_tt
 
 
 def fail(cursor: Any, job_id: int, worker: str, exc_info: str, move_to_failed: bool = True) -> bool:
-    """Record a job's failure with ``pq_fail``; False if the job is no longer started by ``worker``."""
+    """Record a job's failure with ``pq_fail``; False if ``worker`` no longer has it started."""
     cursor.execute("SELECT pq_fail(%s, %s, %s, %s)", [job_id, worker, exc_info, move_to_failed])
     return bool(cursor.fetchone()[0])
 
@@ -152,7 +161,7 @@ def register_worker(
 
 
 def heartbeat(cursor: Any, worker: str, ttl: int) -> bool | None:
-    """Renew a worker's heartbeat with ``pq_heartbeat``; return its stop flag, None if unregistered."""
+    """Renew a heartbeat with ``pq_heartbeat``; return the stop flag, None if unregistered."""
     cursor.execute("SELECT pq_heartbeat(%s, %s)", [worker, ttl])
     return cursor.fetchone()[0]
 
@@ -163,7 +172,7 @@ def unregister_worker(cursor: Any, worker: str) -> None:
 
 
 def reap_workers(cursor: Any) -> int:
-    """Fail the jobs of workers whose heartbeat expired with ``pq_reap_workers``; return how many."""
+    """Fail the jobs of workers whose heartbeat expired (``pq_reap_workers``); return how many."""
     cursor.execute("SELECT pq_reap_workers()")
     return int(cursor.fetchone()[0])
 

@@ -1,4 +1,4 @@
-"""Read the SQL files shipped with django-pq (the top-level ``sql/`` folder, package ``pq._sqlfiles``).
+"""Read the SQL files shipped with django-pq (top-level ``sql/``, package ``pq._sqlfiles``).
 
 ``python -m pq.sqlfiles freeze NNNN_name`` writes ``sql/migrations/NNNN_name.sql`` from the
 current files, in ``install.sql`` order: the way a release freezes the SQL a migration runs.
@@ -22,7 +22,7 @@ def _root() -> Path:
 
 
 def read(name: str) -> str:
-    """Return the text of ``sql/<name>`` (e.g. ``'install.sql'`` or ``'migrations/0001_initial.sql'``)."""
+    """Return the text of ``sql/<name>``, e.g. ``'install.sql'``."""
     path = _root() / name
     if not path.is_file():
         raise FileNotFoundError(f"django-pq SQL file {name!r} is missing from {_root()}")

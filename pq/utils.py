@@ -10,7 +10,7 @@ logger = logging.getLogger("pq")
 
 
 def test_job(*args: Any, **kwargs: Any) -> str:
-    """Log that a test job ran and return a short message (``manage.py pqenqueue pq.utils.test_job``)."""
+    """Log that a test job ran and return a message (``manage.py pqenqueue pq.utils.test_job``)."""
     logger.info("Test job ran with args %r and kwargs %r", args, kwargs)
     return "test job done"
 

@@ -8,9 +8,10 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
@@ -75,7 +76,8 @@ class Worker:
             self.push_exc_handler(exc_handler)
         self._conn: Any = None
         self._stop_requests = 0
-        self._wakeup_read = -1
+        self._wakeup_read = self._wakeup_write = self._old_wakeup = -1
+        self._old_handlers: dict[int, Any] = {}
         self._next_heartbeat = 0.0
         self._pending: tuple[Job, Outcome] | None = None
         self.jobs_done = 0
@@ -134,7 +136,9 @@ class Worker:
             self._execute(Job.from_row(row, using=self.connection))
             logger.info("*** Listening for work on %s", self._queue_label())
         except _CONNECTION_ERRORS as exc:
-            logger.warning("Worker %s lost its database connection (%s); reconnecting", self.name, exc)
+            logger.warning(
+                "Worker %s lost its database connection (%s); reconnecting", self.name, exc
+            )
             self._reconnect()
         return True
 
@@ -147,14 +151,16 @@ class Worker:
         outcome = None
         while outcome is None:
             if self._stop_requests > 1:
-                outcome = horse.kill(WorkerStopped("the worker was stopped by force while the job ran"))
+                outcome = horse.kill(WorkerStopped("the worker was stopped by force mid-job"))
                 break
             self._tick(quiet=True)
             outcome = horse.wait(self._until_heartbeat(), self._wakeup_read)
         if outcome.error is not None:
             logger.error("Job %s %s failed: %s", job.pk, job.get_description(), outcome.exc_info)
             error = outcome.error
-            outcome.move_to_failed = run_handlers(self._exc_handlers, job, (type(error), error, None))
+            outcome.move_to_failed = run_handlers(
+                self._exc_handlers, job, (type(error), error, None)
+            )
         self.jobs_done += 1
         self._pending = (job, outcome)
         self._report(job, outcome)
@@ -170,7 +176,9 @@ class Worker:
         if not stored:
             logger.warning(
                 "Job %s was no longer started by worker %s when it ended (it was failed as "
-                "abandoned or removed meanwhile); its outcome was not stored", job.pk, self.name,
+                "abandoned or removed meanwhile); its outcome was not stored",
+                job.pk,
+                self.name,
             )
 
     # Waiting and heartbeats
@@ -181,7 +189,7 @@ class Worker:
         deadline = time.monotonic() + self.default_worker_ttl
         due = sql.next_due(self._cursor(), self._queues())
         if due is not None:
-            seconds = (due - datetime.now(timezone.utc)).total_seconds()
+            seconds = (due - datetime.now(UTC)).total_seconds()
             deadline = min(deadline, time.monotonic() + max(0.0, seconds))
         while self._stop_requests == 0:
             if self._take_notifies():
@@ -190,7 +198,8 @@ class Worker:
             if now >= deadline:
                 return
             wait = min(deadline - now, self._until_heartbeat())
-            ready, _, _ = select.select([conn, self._wakeup_read], [], [], wait)
+            watched = [conn, self._wakeup_read] if self._wakeup_read >= 0 else [conn]
+            ready, _, _ = select.select(watched, [], [], wait)
             if self._wakeup_read in ready:
                 drain(self._wakeup_read)
             if conn in ready:
@@ -323,6 +332,8 @@ class Worker:
     # Signals
 
     def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread: stop a worker in a thread with its flag
         self._wakeup_read, wakeup_write = os.pipe()
         os.set_blocking(self._wakeup_read, False)
         os.set_blocking(wakeup_write, False)
@@ -334,19 +345,20 @@ class Worker:
         }
 
     def _restore_signal_handlers(self) -> None:
-        for signum, handler in getattr(self, "_old_handlers", {}).items():
+        if not self._old_handlers:
+            return
+        for signum, handler in self._old_handlers.items():
             signal.signal(signum, handler)
-        signal.set_wakeup_fd(getattr(self, "_old_wakeup", -1))
-        for fd in (self._wakeup_read, getattr(self, "_wakeup_write", -1)):
-            if fd >= 0:
-                os.close(fd)
+        self._old_handlers = {}
+        signal.set_wakeup_fd(self._old_wakeup)
+        os.close(self._wakeup_read)
+        os.close(self._wakeup_write)
         self._wakeup_read = self._wakeup_write = -1
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self._stop_requests += 1
         name = signal.Signals(signum).name
         if self._stop_requests == 1:
-            logger.warning("Got %s: stopping after the current job (send it again to stop now)", name)
+            logger.warning("Got %s: stopping after the current job (again: stop now)", name)
         else:
             logger.warning("Got %s again: killing the current job and stopping", name)
-

@@ -22,7 +22,7 @@ def database() -> Iterator[str]:
     """Yield the DSN of $PQ_DSN, or of a throwaway cluster stopped afterwards."""
     dsn = os.environ.get("PQ_DSN")
     if dsn:
-        print(f"Using PostgreSQL from $PQ_DSN")
+        print("Using PostgreSQL from $PQ_DSN")
         yield dsn
         return
     from pq.testing import TemporaryPostgres
@@ -84,7 +84,9 @@ def main() -> int:
         print("\nid  status    result / error")
         ok = True
         for item in Job.objects.order_by("id"):
-            outcome = repr(item.result) if item.status == "finished" else item.exc_info.splitlines()[-1]
+            outcome = (
+                repr(item.result) if item.status == "finished" else item.exc_info.splitlines()[-1]
+            )
             print(f"{item.id:<3} {item.status:<9} {item.get_description()} -> {outcome}")
             ok &= item.status == "finished" or item.func == "pq.demo.jobs.fail"
         if not ok:
