@@ -30,6 +30,13 @@ SERVER_ENV = "PQ_TEST_DSN"
 DATABASE_ENV = "PQ_TEST_DATABASE_DSN"
 SETTINGS = "tests.settings"
 
+# The queue rows sql/schema.sql inserts, put back after each truncation so every test
+# starts from a freshly installed state.
+SEED_QUEUES = (
+    "INSERT INTO pq_queue (name, serial)"
+    " VALUES ('default', false), ('failed', false), ('serial', true) ON CONFLICT DO NOTHING"
+)
+
 PQ_TABLES = sql.SQL(
     "SELECT schemaname, tablename FROM pg_tables"
     " WHERE schemaname = current_schema() AND starts_with(tablename, 'pq_')"
@@ -130,7 +137,7 @@ def _close_django_connections() -> None:
 
 
 def truncate_pq_tables(dsn: str) -> None:
-    """Empty every ``pq_*`` table of the current schema and restart its sequences.
+    """Empty every ``pq_*`` table of the current schema, restart its sequences, re-seed queues.
 
     Fails the test, rather than hanging, when an earlier test's connection
     (a worker left running?) still holds a lock on one of them.
@@ -154,6 +161,7 @@ def truncate_pq_tables(dsn: str) -> None:
                     "(a process from an earlier test still holds a lock)",
                     pytrace=False,
                 )
+            cursor.execute(SEED_QUEUES)
 
 
 @pytest.fixture(scope="session")

@@ -519,26 +519,32 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_old pq_worker;
+    v_reconnect boolean;
 BEGIN
     IF ttl IS NULL OR ttl <= 0 THEN
         RAISE EXCEPTION 'pq_register_worker: ttl must be a positive number of seconds, got %', ttl
             USING ERRCODE = 'PQ001';
     END IF;
     PERFORM pq_reap_workers();
-    SELECT * INTO v_old FROM pq_worker w WHERE w.name = worker_name FOR UPDATE;
-    IF FOUND AND (v_old.hostname, v_old.pid) IS DISTINCT FROM (hostname, pid) THEN
+    -- Insert, or take over our own row; a row of another live worker (also one inserted
+    -- concurrently: ON CONFLICT waits for its transaction) is left alone and raises PQ005.
+    INSERT INTO pq_worker AS w (name, hostname, pid, queues, expires_at)
+    VALUES (worker_name, hostname, pid, queue_names, now() + make_interval(secs => ttl))
+    ON CONFLICT (name) DO UPDATE
+        SET queues = EXCLUDED.queues, heartbeat_at = now(), expires_at = EXCLUDED.expires_at
+        WHERE w.hostname = EXCLUDED.hostname AND w.pid IS NOT DISTINCT FROM EXCLUDED.pid
+    RETURNING (xmax <> 0) INTO v_reconnect;  -- xmax is set on a row updated by the upsert
+    IF NOT FOUND THEN
+        SELECT * INTO v_old FROM pq_worker w WHERE w.name = worker_name;
         RAISE EXCEPTION 'pq_register_worker: a live worker named % is already registered (host %, pid %)',
                 worker_name, v_old.hostname, v_old.pid
             USING ERRCODE = 'PQ005',
                   HINT = 'Give each worker its own name (pqworker --name), or wait for the other one to stop.';
-    ELSIF FOUND THEN
+    END IF;
+    IF v_reconnect THEN
         UPDATE pq_job j SET status = 'queued', worker = NULL, started_at = NULL
          WHERE j.status = 'started' AND j.worker = worker_name AND j.id IS DISTINCT FROM keep_job;
     END IF;
-    INSERT INTO pq_worker AS w (name, hostname, pid, queues, expires_at)
-    VALUES (worker_name, hostname, pid, queue_names, now() + make_interval(secs => ttl))
-    ON CONFLICT (name) DO UPDATE
-        SET queues = EXCLUDED.queues, heartbeat_at = now(), expires_at = EXCLUDED.expires_at;
 END;
 $$;
 COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint) IS

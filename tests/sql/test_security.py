@@ -1,0 +1,154 @@
+"""What a role that may only enqueue can and cannot do (sql/security.sql)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+from psycopg2.extensions import connection
+
+from tests.sql.helpers import FUNC, enqueue, execute, fetch_all, fetch_value, get_job, raises_pq
+
+ENQUEUE_SIGNATURE = (
+    "pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
+)
+PASSWORD = "pq-test-password"
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+@dataclass
+class Role:
+    """A throwaway LOGIN role and the connections opened as it."""
+
+    name: str
+    dsn: str
+    connections: list[connection] = field(default_factory=list)
+
+    def connect(self) -> connection:
+        """Open an autocommit connection as this role."""
+        conn = psycopg2.connect(self.dsn, user=self.name, password=PASSWORD)
+        conn.autocommit = True
+        self.connections.append(conn)
+        return conn
+
+
+@pytest.fixture
+def role(raw_conn: connection, dsn: str) -> Iterator[Role]:
+    """Create a LOGIN role with no rights on the pq tables; drop it after the test."""
+    if not fetch_value(
+        raw_conn, "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ):
+        pytest.skip("the test database user may not create roles")
+    name = f"pq_test_role_{uuid.uuid4().hex[:12]}"
+    execute(
+        raw_conn,
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(PASSWORD)
+        ),
+    )
+    created = Role(name, dsn)
+    try:
+        yield created
+    finally:
+        for conn in created.connections:
+            conn.close()
+        execute(raw_conn, sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        execute(raw_conn, sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def grant_enqueue(raw_conn: connection, role: Role) -> Role:
+    """Grant the role EXECUTE on pq_enqueue, and nothing else."""
+    execute(
+        raw_conn,
+        sql.SQL(f"GRANT EXECUTE ON FUNCTION {ENQUEUE_SIGNATURE} TO {{}}").format(
+            sql.Identifier(role.name)
+        ),
+    )
+    return role
+
+
+def test_granted_role_can_enqueue_without_table_rights(
+    raw_conn: connection, grant_enqueue: Role
+) -> None:
+    app = grant_enqueue.connect()
+    assert fetch_value(app, "SELECT current_user") == grant_enqueue.name
+    job_id = enqueue(app, "emails", args=[1])
+    job = get_job(raw_conn, job_id)
+    assert job["queue"] == "emails"
+    assert job["func"] == FUNC
+    assert job["args"] == [1]
+
+
+def test_granted_role_cannot_read_the_jobs(grant_enqueue: Role) -> None:
+    app = grant_enqueue.connect()
+    enqueue(app, "emails")
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for table pq_job$"):
+        fetch_all(app, "SELECT * FROM pq_job")
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for table pq_job$"):
+        execute(app, "DELETE FROM pq_job")
+
+
+def test_granted_role_cannot_call_pq_enqueue_job(grant_enqueue: Role) -> None:
+    app = grant_enqueue.connect()
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function pq_enqueue_job$"):
+        fetch_all(app, "SELECT pq_enqueue_job('emails', %s)", (FUNC,))
+
+
+def test_role_without_the_grant_cannot_enqueue(raw_conn: connection, role: Role) -> None:
+    app = role.connect()
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function pq_enqueue$"):
+        enqueue(app, "emails")
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0
+
+
+def test_execute_on_pq_enqueue_is_not_granted_to_public(raw_conn: connection) -> None:
+    granted = fetch_value(
+        raw_conn,
+        f"SELECT has_function_privilege('public', '{ENQUEUE_SIGNATURE}', 'EXECUTE')",
+    )
+    assert granted is False
+
+
+def test_temporary_pq_job_table_does_not_capture_the_enqueue(
+    raw_conn: connection, grant_enqueue: Role
+) -> None:
+    app = grant_enqueue.connect()
+    # Same columns as pq_job, so that an unpinned search_path would insert here.
+    columns = fetch_all(
+        raw_conn,
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'pq_job'::regclass AND attnum > 0 AND NOT attisdropped"
+        " ORDER BY attnum",
+    )
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_name))
+        for name, type_name in columns
+    )
+    execute(app, sql.SQL("CREATE TEMPORARY TABLE pq_job ({})").format(definition))
+    execute(app, "CREATE TEMPORARY SEQUENCE pq_job_temp_id")
+    execute(app, "ALTER TABLE pg_temp.pq_job ALTER id SET DEFAULT nextval('pq_job_temp_id')")
+
+    job_id = enqueue(app, "emails")
+
+    assert fetch_value(app, "SELECT count(*) FROM pg_temp.pq_job") == 0
+    job = get_job(raw_conn, job_id)
+    assert job is not None, "the job went into the caller's temporary pq_job table"
+    assert job["queue"] == "emails"
+
+
+def test_security_definer_functions_pin_search_path(raw_conn: connection) -> None:
+    rows = fetch_all(
+        raw_conn,
+        "SELECT proname, proconfig FROM pg_proc"
+        " WHERE pronamespace = current_schema()::regnamespace AND prosecdef"
+        " AND proname LIKE 'pq\\_%' ORDER BY proname",
+    )
+    schema = fetch_value(raw_conn, "SELECT current_schema()")
+    assert [name for name, _ in rows] == ["pq_enqueue"]
+    for name, config in rows:
+        assert config == [f"search_path={schema}, pg_temp"], name
