@@ -263,11 +263,17 @@ class Worker:
     def _connect(self) -> None:
         params = connections[self.connection].get_connection_params()
         params.pop("cursor_factory", None)
-        self._conn = psycopg2.connect(**params)
-        self._conn.set_session(autocommit=True)
-        sql.listen(self._conn.cursor())
-        self._queue_list = None
-        self._register()
+        conn = psycopg2.connect(**params)
+        try:
+            conn.set_session(autocommit=True)
+            self._conn = conn
+            sql.listen(conn.cursor())
+            self._queue_list = None
+            self._register()
+        except BaseException:
+            self._conn = None  # not registered: shutting down must not unregister the name
+            conn.close()
+            raise
 
     def _register(self) -> None:
         keep = self._pending[0].pk if self._pending else None

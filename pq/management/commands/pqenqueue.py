@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("func", help="dotted path of the function, e.g. myapp.tasks.send_mail")
-        parser.add_argument("args", nargs="*", help="positional arguments (passed as strings)")
+        parser.add_argument(
+            "job_args", metavar="args", nargs="*", help="positional arguments (passed as strings)"
+        )
         parser.add_argument(
             "--queue", "-q", default="default", help="queue name (default: default)"
         )
@@ -32,7 +34,7 @@ class Command(BaseCommand):
             )
             job = queue.enqueue_call(
                 options["func"],
-                args=options["args"],
+                args=options["job_args"],
                 timeout=options["timeout"],
                 result_ttl=options["result_ttl"],
             )

@@ -58,6 +58,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Asked {asked} worker(s) to stop; waiting for them")
         while True:
             with connections[alias].cursor() as cursor:
+                sql.reap_workers(cursor)  # a dead worker will never stop by itself
                 left = sql.worker_count(cursor)
             if not left:
                 break
