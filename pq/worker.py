@@ -312,7 +312,7 @@ class Worker:
         return self._queue_list
 
     def _queue_label(self) -> str:
-        return ", ".join(self.queue_names) if self.queue_names else "all queues"
+        return ", ".join(self._queues()) or "all queues (none exists yet)"
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from pq.decorators import job
+from pq.queue import Queue
 
 
 def say_hello(name: str | None = None) -> str:
@@ -95,3 +96,79 @@ class Calculator:
 @job("default")
 def decorated_hello(name: str | None = None) -> str:
     return say_hello(name)
+
+
+def fail_once(path: str) -> str:
+    """Raise the first time (creating ``path``), succeed once ``path`` exists."""
+    if not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as marker:
+            marker.write("failed once\n")
+        raise RuntimeError("failing the first run on purpose")
+    return "second run"
+
+
+def write_pid_then_sleep(path: str, seconds: float) -> float:
+    """Write the work horse's pid to ``path``, then sleep (to find and watch the horse)."""
+    with open(path, "w", encoding="utf-8") as marker:
+        marker.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return seconds
+
+
+class MathOps:
+    """Test classmethods and staticmethods."""
+
+    factor = 2
+
+    @classmethod
+    def double(cls, x: int) -> int:
+        return cls.factor * x
+
+    @staticmethod
+    def triple(x: int) -> int:
+        return 3 * x
+
+
+class Multiplier:
+    """Test callable objects."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, x: int) -> int:
+        return x * self.factor
+
+
+@job("high", timeout=30, result_ttl=100)
+def decorated_add(x: int, y: int) -> int:
+    return x + y
+
+
+@job(Queue("low", timeout=45))
+def decorated_on_low(x: int) -> int:
+    return x
+
+
+@job("default", connection="other")
+def decorated_on_other(x: int) -> int:
+    return x
+
+
+@job(Queue("inline", is_async=False))
+def decorated_inline(x: int, y: int) -> int:
+    return x * y
+
+
+def count_started_jobs_elsewhere() -> list[tuple[int, str]]:
+    """Return (id, worker) of the started jobs, as the horse's own connection sees them."""
+    from pq.models import Job
+
+    return list(Job.objects.filter(status="started").values_list("id", "worker"))
+
+
+def segfault_quietly() -> None:
+    """Segfault without faulthandler's traceback dump (pytest enables it; it clutters output)."""
+    import faulthandler
+
+    faulthandler.disable()
+    segfault()
