@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connections
@@ -138,6 +138,49 @@ class Queue:
             )
         return Job.from_row(row, using=self.connection)
 
+    def enqueue_many(
+        self,
+        calls: Iterable[Callable[..., Any] | str | tuple[Any, ...]],
+        *,
+        timeout: int | None = None,
+        result_ttl: int | None = None,
+    ) -> list[int | None]:
+        """Enqueue a batch of jobs in one statement and one notification; return their ids.
+
+        Each call is ``func``, ``(func, args)`` or ``(func, args, kwargs)``; ``timeout`` and
+        ``result_ttl`` apply to all. Instance methods cannot be enqueued this way (their
+        object is pickled per job: use :meth:`enqueue_call`). Calls ``pq_enqueue_many``.
+        On a synchronous queue the jobs run inline at once and their ids are None.
+        """
+        funcs: list[str] = []
+        args: list[Any] = []
+        kwargs: list[Any] = []
+        for number, call in enumerate(calls, start=1):
+            func, call_args, call_kwargs = _unpack_call(call, number)
+            path, instance = callable_path(func)
+            if instance is not None:
+                raise ValueError(
+                    f"call {number}: enqueue_many cannot enqueue the instance method {path}; "
+                    "use enqueue_call for it"
+                )
+            funcs.append(path)
+            args.append(list(call_args))
+            kwargs.append(dict(call_kwargs))
+        if not self.is_async:  # run inline; such jobs are not stored, so they have no id
+            for path, call_args, call_kwargs in zip(funcs, args, kwargs, strict=True):
+                self._run_inline(path, None, call_args, call_kwargs, None)
+            return [None] * len(funcs)
+        with connections[self.connection].cursor() as cursor:
+            return sql.enqueue_many(
+                cursor,
+                self.name,
+                funcs,
+                [to_json(a) for a in args],
+                [to_json(k) for k in kwargs],
+                timeout=timeout if timeout is not None else self.timeout,
+                result_ttl=result_ttl,
+            )
+
     def _run_inline(
         self,
         path: str,
@@ -215,3 +258,14 @@ class FailedQueue(Queue):
 def get_failed_queue(connection: str = "default") -> FailedQueue:
     """Return the failed queue of database ``connection``."""
     return FailedQueue(connection=connection)
+
+
+def _unpack_call(call: Any, number: int) -> tuple[Any, Any, Any]:
+    """Split an enqueue_many call into (func, args, kwargs)."""
+    if not isinstance(call, tuple):
+        return call, (), {}
+    if not 1 <= len(call) <= 3:
+        raise ValueError(
+            f"call {number}: expected func, (func, args) or (func, args, kwargs), got {call!r}"
+        )
+    return call[0], call[1] if len(call) > 1 else (), call[2] if len(call) > 2 else {}

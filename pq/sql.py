@@ -48,6 +48,11 @@ def _one_row(cursor: Any) -> Row | None:
     return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
 
 
+def _all_rows(cursor: Any) -> list[Row]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def enqueue_job(
     cursor: Any,
     queue: str,
@@ -82,6 +87,32 @@ def enqueue_job(
     return row
 
 
+def enqueue_many(
+    cursor: Any,
+    queue: str,
+    funcs: Sequence[str],
+    args: Sequence[list[Any]],
+    kwargs: Sequence[dict[str, Any]],
+    *,
+    timeout: int | None = None,
+    result_ttl: int | None = None,
+) -> list[int]:
+    """Enqueue a batch of jobs on ``queue`` with ``pq_enqueue_many``; return their ids in order."""
+    with translate_errors():
+        cursor.execute(
+            "SELECT * FROM pq_enqueue_many(%s, %s::text[], %s::jsonb[], %s::jsonb[], %s, %s)",
+            [
+                queue,
+                list(funcs),
+                [_json(a) for a in args],
+                [_json(k) for k in kwargs],
+                timeout,
+                result_ttl,
+            ],
+        )
+        return [job_id for (job_id,) in cursor.fetchall()]
+
+
 def create_queue(cursor: Any, queue: str, options: dict[str, Any]) -> None:
     """Create a queue or change its options with ``pq_create_queue``."""
     with translate_errors():
@@ -104,6 +135,55 @@ def dequeue(cursor: Any, queues: Sequence[str], worker: str) -> Row | None:
     """Claim the next job of the first non-empty queue with ``pq_dequeue``; None if none."""
     cursor.execute("SELECT * FROM pq_dequeue(%s::text[], %s)", [list(queues), worker])
     return _one_row(cursor)
+
+
+def finish_dequeue(
+    cursor: Any,
+    done: Sequence[tuple[int, Any]],
+    worker: str,
+    default_result_ttl: int,
+    queues: Sequence[str],
+    max_jobs: int,
+) -> list[Row]:
+    """Store finished jobs' results and claim up to ``max_jobs`` more (``pq_finish_dequeue``).
+
+    ``done`` holds ``(job_id, result)`` pairs, results as :func:`pq.serialization.to_json`
+    made them. One round trip.
+    """
+    cursor.execute(
+        "SELECT * FROM pq_finish_dequeue(%s::bigint[], %s::jsonb[], %s, %s, %s::text[], %s)",
+        [
+            [job_id for job_id, _ in done],
+            [_json(result) for _, result in done],
+            worker,
+            default_result_ttl,
+            list(queues),
+            max_jobs,
+        ],
+    )
+    return _all_rows(cursor)
+
+
+def finish_many(
+    cursor: Any, done: Sequence[tuple[int, Any]], worker: str, default_result_ttl: int
+) -> int:
+    """Store finished jobs' results with ``pq_finish_many``; return how many were stored."""
+    cursor.execute(
+        "SELECT pq_finish_many(%s::bigint[], %s, %s::jsonb[], %s)",
+        [
+            [job_id for job_id, _ in done],
+            worker,
+            [_json(result) for _, result in done],
+            default_result_ttl,
+        ],
+    )
+    return int(cursor.fetchone()[0])
+
+
+def release(cursor: Any, job_ids: Sequence[int], worker: str) -> int:
+    """Put claimed jobs back in their queues with ``pq_release``; return how many."""
+    cursor.execute("SELECT pq_release(%s::bigint[], %s)", [list(job_ids), worker])
+    return int(cursor.fetchone()[0])
 
 
 def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_ttl: int) -> bool:
@@ -146,17 +226,17 @@ def register_worker(
     ttl: int,
     hostname: str,
     pid: int,
-    keep_job: int | None = None,
+    keep_jobs: Sequence[int] = (),
 ) -> None:
     """Register a worker alive for ``ttl`` seconds with ``pq_register_worker``.
 
     On a re-registration (a reconnect), jobs the worker claimed but never got are put back,
-    all but ``keep_job``, whose outcome the worker has yet to store.
+    all but ``keep_jobs``: those it holds, or ran and has yet to store the outcome of.
     """
     with translate_errors():
         cursor.execute(
-            "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s)",
-            [worker, list(queues), ttl, hostname, pid, keep_job],
+            "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s::bigint[])",
+            [worker, list(queues), ttl, hostname, pid, list(keep_jobs)],
         )
 
 

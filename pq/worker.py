@@ -19,8 +19,8 @@ import psycopg2.extensions
 from django.db import connections
 
 from pq import conf, sql
-from pq.exceptions import WorkerStopped
-from pq.horse import ExcHandler, Horse, Outcome, drain, run_handlers
+from pq.exceptions import JobTimeoutException, WorkerStopped
+from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job
 from pq.queue import FAILED_QUEUE, Queue
 
@@ -31,6 +31,10 @@ _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 class Worker:
     """Work on queues in priority order, forking a work horse per job.
+
+    With ``fork=False`` jobs run in the worker's own process (as RQ's SimpleWorker: cheaper,
+    for trusted jobs; a timeout is raised inside the job by SIGALRM), and ``batch`` jobs are
+    claimed, and their results stored, per database call.
 
     ``queues`` are Queue objects or names on one database connection; with none, the worker
     serves every queue but ``failed`` (in name order, newly created queues included).
@@ -46,7 +50,15 @@ class Worker:
         default_worker_ttl: int | None = None,
         heartbeat_interval: float = 10.0,
         default_result_ttl: int | None = None,
+        fork: bool = True,
+        batch: int = 1,
     ) -> None:
+        if type(batch) is not int or batch < 1:
+            raise ValueError(f"batch must be a whole number of at least 1, got {batch!r}")
+        if batch > 1 and fork:
+            raise ValueError(
+                "batch > 1 needs fork=False: a forking worker runs one job per work horse"
+            )
         if isinstance(queues, (Queue, str)):
             queues = [queues]
         given = list(queues or [])
@@ -71,6 +83,8 @@ class Worker:
             conf.default_result_ttl() if default_result_ttl is None else default_result_ttl
         )
         self.heartbeat_interval = heartbeat_interval
+        self.fork = fork
+        self.batch = batch
         self._exc_handlers: list[ExcHandler] = []
         if exc_handler is not None:
             self.push_exc_handler(exc_handler)
@@ -79,7 +93,12 @@ class Worker:
         self._wakeup_read = self._wakeup_write = self._old_wakeup = -1
         self._old_handlers: dict[int, Any] = {}
         self._next_heartbeat = 0.0
-        self._pending: tuple[Job, Outcome] | None = None
+        # Jobs claimed and not run yet; results of jobs done and not stored yet (they are
+        # stored with the next claim, in the same call); a failure not stored yet.
+        self._claimed: list[Job] = []
+        self._done: list[tuple[int, Any]] = []
+        self._failure: tuple[Job, Outcome] | None = None
+        self._running_inline = False
         self.jobs_done = 0
 
     @classmethod
@@ -122,18 +141,24 @@ class Worker:
         return self.jobs_done > 0
 
     def _step(self, burst: bool) -> bool:
-        """Do one job, or wait for one; return False when the worker should stop."""
+        """Run the claimed jobs, or claim more, or wait; return False when it is time to stop."""
         try:
-            if self._pending is not None:
-                self._report(*self._pending)
+            if self._failure is not None:
+                self._store_failure(*self._failure)
             self._tick()
-            row = sql.dequeue(self._cursor(), self._queues(), self.name)
-            if row is None:
-                if burst or self._heartbeat() is True:
-                    return False
-                self._wait_for_work()
-                return True
-            self._execute(Job.from_row(row, using=self.connection))
+            if not self._claimed:
+                self._claim()
+                if not self._claimed:
+                    if burst or self._heartbeat() is True:
+                        return False
+                    self._wait_for_work()
+                    return True
+            while self._claimed and self._stop_requests == 0:
+                self._execute(self._claimed[0])
+                self._claimed.pop(0)
+                if self._failure is not None:
+                    self._store_failure(*self._failure)
+                self._tick(quiet=True)
             logger.info("*** Listening for work on %s", self._queue_label())
         except _CONNECTION_ERRORS as exc:
             logger.warning(
@@ -142,19 +167,22 @@ class Worker:
             self._reconnect()
         return True
 
+    def _claim(self) -> None:
+        """Store the results of done jobs and claim the next ones, in one call."""
+        queues = self._queues()
+        rows = sql.finish_dequeue(
+            self._cursor(), self._done, self.name, self.default_result_ttl, queues, self.batch
+        )
+        self._done = []
+        priority = {name: index for index, name in enumerate(queues)}
+        rows.sort(key=lambda row: (priority.get(row["queue"], 0), row["id"]))
+        self._claimed = [Job.from_row(row, using=self.connection) for row in rows]
+
     def _execute(self, job: Job) -> None:
-        """Run ``job`` in a horse and report its outcome."""
+        """Run ``job`` (in a horse, or here) and record its outcome."""
         logger.info("Got %s from %s", job.get_description(), job.origin)
         timeout = job.timeout or conf.default_job_timeout()
-        connections.close_all()
-        horse = Horse.spawn(job, timeout, self._exc_handlers)
-        outcome = None
-        while outcome is None:
-            if self._stop_requests > 1:
-                outcome = horse.kill(WorkerStopped("the worker was stopped by force mid-job"))
-                break
-            self._tick(quiet=True)
-            outcome = horse.wait(self._until_heartbeat(), self._wakeup_read)
+        outcome = self._run_in_horse(job, timeout) if self.fork else self._run_here(job, timeout)
         if outcome.error is not None:
             logger.error("Job %s %s failed: %s", job.pk, job.get_description(), outcome.exc_info)
             error = outcome.error
@@ -162,17 +190,43 @@ class Worker:
                 self._exc_handlers, job, (type(error), error, None)
             )
         self.jobs_done += 1
-        self._pending = (job, outcome)
-        self._report(job, outcome)
-
-    def _report(self, job: Job, outcome: Outcome) -> None:
-        """Store a job's outcome (retried after a reconnect until it is stored)."""
-        cursor = self._cursor()
         if outcome.ok:
-            stored = sql.finish(cursor, job.pk, self.name, outcome.result, self.default_result_ttl)
+            self._done.append((job.pk, outcome.result))
         else:
-            stored = sql.fail(cursor, job.pk, self.name, outcome.exc_info, outcome.move_to_failed)
-        self._pending = None
+            self._failure = (job, outcome)
+
+    def _run_in_horse(self, job: Job, timeout: int) -> Outcome:
+        connections.close_all()
+        horse = Horse.spawn(job, timeout, self._exc_handlers)
+        outcome = None
+        while outcome is None:
+            if self._stop_requests > 1:
+                return horse.kill(WorkerStopped("the worker was stopped by force mid-job"))
+            self._tick(quiet=True)
+            outcome = horse.wait(self._until_heartbeat(), self._wakeup_read)
+        return outcome
+
+    def _run_here(self, job: Job, timeout: int) -> Outcome:
+        """Run ``job`` in this process; SIGALRM raises JobTimeoutException in it at its timeout."""
+        timed = self._old_handlers != {}  # signals are ours: we run in the main thread
+        if timed:
+            previous = signal.signal(signal.SIGALRM, _raise_timeout(timeout))
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        self._running_inline = True
+        try:
+            return perform(job, self._exc_handlers)
+        finally:
+            self._running_inline = False
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+    def _store_failure(self, job: Job, outcome: Outcome) -> None:
+        """Store a job's failure (retried after a reconnect until it is stored)."""
+        stored = sql.fail(
+            self._cursor(), job.pk, self.name, outcome.exc_info, outcome.move_to_failed
+        )
+        self._failure = None
         if not stored:
             logger.warning(
                 "Job %s was no longer started by worker %s when it ended (it was failed as "
@@ -276,7 +330,9 @@ class Worker:
             raise
 
     def _register(self) -> None:
-        keep = self._pending[0].pk if self._pending else None
+        keep = [job.pk for job in self._claimed] + [job_id for job_id, _ in self._done]
+        if self._failure is not None:
+            keep.append(self._failure[0].pk)
         sql.register_worker(
             self._cursor(), self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep
         )
@@ -325,8 +381,14 @@ class Worker:
     def _shutdown(self) -> None:
         try:
             if self._conn is not None and not self._conn.closed:
-                if self._pending is not None:
-                    self._report(*self._pending)
+                if self._failure is not None:
+                    self._store_failure(*self._failure)
+                if self._done:
+                    sql.finish_many(self._cursor(), self._done, self.name, self.default_result_ttl)
+                    self._done = []
+                if self._claimed:
+                    sql.release(self._cursor(), [job.pk for job in self._claimed], self.name)
+                    self._claimed = []
                 sql.unregister_worker(self._cursor(), self.name)
         except _CONNECTION_ERRORS as exc:
             logger.warning("Worker %s could not unregister (%s)", self.name, exc)
@@ -368,3 +430,14 @@ class Worker:
             logger.warning("Got %s: stopping after the current job (again: stop now)", name)
         else:
             logger.warning("Got %s again: killing the current job and stopping", name)
+            if self._running_inline:
+                raise WorkerStopped("the worker was stopped by force mid-job")
+
+
+def _raise_timeout(timeout: int) -> Any:
+    def handler(signum: int, frame: Any) -> None:
+        raise JobTimeoutException(
+            f"Job exceeded its timeout of {timeout} seconds and was interrupted"
+        )
+
+    return handler

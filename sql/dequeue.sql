@@ -1,25 +1,31 @@
 -- Dequeueing: hand a worker its next job.
 
--- pq_dequeue(queue_names, worker_name): claim the next job for a worker and return it
--- (no row when there is none). Queues are tried in the order given, which is their priority;
--- within a queue, due scheduled jobs come first (oldest due time first), then queued jobs
--- in FIFO order. The job is marked 'started' and records the worker; a job enqueued without
--- a timeout gets its queue's default timeout (still NULL when the queue has none).
--- A serial queue hands out nothing while one of its jobs is 'started'.
+-- pq_dequeue_many(queue_names, worker_name, max_jobs): claim up to max_jobs jobs for a
+-- worker and return them (no row when there is none). Queues are tried in the order given,
+-- which is their priority; within a queue, due scheduled jobs come first (oldest due time
+-- first), then queued jobs in FIFO order. Claimed jobs are marked 'started' and record the
+-- worker; a job enqueued without a timeout gets its queue's default timeout (still NULL
+-- when the queue has none).
+-- A serial queue hands out one job, and none while one of its jobs is 'started'.
 -- A worker whose stop flag is set gets no job.
--- Locks: the claimed job row (FOR UPDATE SKIP LOCKED, so concurrent workers never wait on
+-- Locks: the claimed job rows (FOR UPDATE SKIP LOCKED, so concurrent workers never wait on
 -- each other and never get the same job); for a serial queue, its pq_queue row
 -- (FOR UPDATE SKIP LOCKED: a serial queue being claimed by another worker is skipped).
 -- Notifies: nothing.
-CREATE FUNCTION pq_dequeue(queue_names text[], worker_name text)
+CREATE FUNCTION pq_dequeue_many(queue_names text[], worker_name text, max_jobs integer)
 RETURNS SETOF pq_job
 LANGUAGE plpgsql AS $$
 DECLARE
     v_queue text;
     v_serial boolean;
     v_timeout integer;
-    v_id bigint;
+    v_left integer := max_jobs;
+    v_count integer;
 BEGIN
+    IF max_jobs IS NULL OR max_jobs < 1 THEN
+        RAISE EXCEPTION 'pq_dequeue_many: max_jobs must be at least 1, got %', max_jobs
+            USING ERRCODE = 'PQ001';
+    END IF;
     IF EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = worker_name AND w.stop) THEN
         RETURN;
     END IF;
@@ -32,27 +38,48 @@ BEGIN
             CONTINUE WHEN EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = v_queue AND j.status = 'started');
         END IF;
 
-        SELECT j.id INTO v_id FROM pq_job j
-         WHERE j.queue = v_queue AND j.status = 'scheduled' AND j.scheduled_for <= now()
-         ORDER BY j.scheduled_for, j.id
-         LIMIT 1 FOR UPDATE SKIP LOCKED;
-        IF v_id IS NULL THEN
-            SELECT j.id INTO v_id FROM pq_job j
-             WHERE j.queue = v_queue AND j.status = 'queued'
-             ORDER BY j.id
-             LIMIT 1 FOR UPDATE SKIP LOCKED;
-        END IF;
-        IF v_id IS NOT NULL THEN
-            RETURN QUERY
-                UPDATE pq_job j
-                   SET status = 'started', started_at = now(), worker = worker_name,
-                       timeout = coalesce(j.timeout, v_timeout)
-                 WHERE j.id = v_id
-             RETURNING j.*;
-            RETURN;
-        END IF;
+        RETURN QUERY
+            UPDATE pq_job j
+               SET status = 'started', started_at = now(), worker = worker_name,
+                   timeout = coalesce(j.timeout, v_timeout)
+              FROM (SELECT d.id FROM pq_job d
+                     WHERE d.queue = v_queue AND d.status = 'scheduled' AND d.scheduled_for <= now()
+                     ORDER BY d.scheduled_for, d.id
+                     LIMIT CASE WHEN v_serial THEN 1 ELSE v_left END
+                       FOR UPDATE SKIP LOCKED) AS due
+             WHERE j.id = due.id
+         RETURNING j.*;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_left := v_left - v_count;
+        EXIT WHEN v_left = 0;
+        CONTINUE WHEN v_serial AND v_count > 0;
+
+        RETURN QUERY
+            UPDATE pq_job j
+               SET status = 'started', started_at = now(), worker = worker_name,
+                   timeout = coalesce(j.timeout, v_timeout)
+              FROM (SELECT r.id FROM pq_job r
+                     WHERE r.queue = v_queue AND r.status = 'queued'
+                     ORDER BY r.id
+                     LIMIT CASE WHEN v_serial THEN 1 ELSE v_left END
+                       FOR UPDATE SKIP LOCKED) AS ready
+             WHERE j.id = ready.id
+         RETURNING j.*;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_left := v_left - v_count;
+        EXIT WHEN v_left = 0;
     END LOOP;
 END;
+$$;
+COMMENT ON FUNCTION pq_dequeue_many(text[], text, integer) IS
+    'Claim up to max_jobs django-pq jobs, queues in priority order (FOR UPDATE SKIP LOCKED).';
+
+-- pq_dequeue(queue_names, worker_name): claim the next job for a worker (at most one row),
+-- as pq_dequeue_many(queue_names, worker_name, 1).
+CREATE FUNCTION pq_dequeue(queue_names text[], worker_name text)
+RETURNS SETOF pq_job
+LANGUAGE sql AS $$
+    SELECT * FROM pq_dequeue_many(queue_names, worker_name, 1);
 $$;
 COMMENT ON FUNCTION pq_dequeue(text[], text) IS
     'Claim the next django-pq job from the first non-empty queue given (FOR UPDATE SKIP LOCKED); no row if none.';

@@ -1,5 +1,57 @@
--- Enqueueing: pq_enqueue (returns the id; the public SQL API) and pq_enqueue_job (returns
--- the whole new row; what Python uses to build its Job without a second round trip).
+-- Enqueueing: pq_enqueue (returns the id; the public SQL API), pq_enqueue_job (returns
+-- the whole new row; what Python uses to build its Job without a second round trip) and
+-- pq_enqueue_many (a batch in one statement).
+
+-- pq_check_enqueue(caller, queue_name, timeout, result_ttl): raise PQ001, naming the
+-- caller, unless a job may be enqueued on queue_name with these options.
+CREATE FUNCTION pq_check_enqueue(caller text, queue_name text, timeout integer, result_ttl integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM pq_check_queue_name(queue_name);
+    IF queue_name = 'failed' THEN
+        RAISE EXCEPTION '%: cannot enqueue on the failed queue', caller
+            USING ERRCODE = 'PQ001', HINT = 'Enqueue on the job''s own queue; failed jobs are moved there by workers.';
+    END IF;
+    IF timeout IS NOT NULL AND timeout <= 0 THEN
+        RAISE EXCEPTION '%: timeout must be a positive number of seconds, got %', caller, timeout
+            USING ERRCODE = 'PQ001', HINT = 'Pass NULL to use the queue''s or the worker''s default timeout.';
+    END IF;
+    IF result_ttl IS NOT NULL AND result_ttl < -1 THEN
+        RAISE EXCEPTION '%: result_ttl must be -1 (keep forever), 0 (delete at once) or a number of seconds, got %',
+                caller, result_ttl
+            USING ERRCODE = 'PQ001';
+    END IF;
+END;
+$$;
+
+-- pq_is_func_name(func): whether func is a dotted Python name ('myapp.tasks.send_mail').
+CREATE FUNCTION pq_is_func_name(func text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT func ~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$';
+$$;
+
+-- pq_check_call(caller, func, args, kwargs): raise PQ001, naming the caller, unless func is
+-- a dotted Python name, args a JSON array and kwargs a JSON object.
+CREATE FUNCTION pq_check_call(caller text, func text, args jsonb, kwargs jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF NOT coalesce(pq_is_func_name(func), false) THEN
+        RAISE EXCEPTION '%: func % is not a dotted Python name', caller, coalesce(quote_literal(func), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail''.';
+    END IF;
+    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
+        RAISE EXCEPTION '%: args must be a JSON array, got %', caller, coalesce(jsonb_typeof(args), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass positional arguments as an array, e.g. ''["a", 1]''::jsonb.';
+    END IF;
+    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
+        RAISE EXCEPTION '%: kwargs must be a JSON object, got %', caller, coalesce(jsonb_typeof(kwargs), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass keyword arguments as an object, e.g. ''{"name": "Bob"}''::jsonb.';
+    END IF;
+END;
+$$;
 
 -- pq_enqueue(queue_name, func, args, kwargs, ...): add a job and return its id.
 -- pq_enqueue_job(...), same arguments: add a job and return its row.
@@ -26,31 +78,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_job pq_job;
 BEGIN
-    PERFORM pq_check_queue_name(queue_name);
-    IF queue_name = 'failed' THEN
-        RAISE EXCEPTION 'pq_enqueue: cannot enqueue on the failed queue'
-            USING ERRCODE = 'PQ001', HINT = 'Enqueue on the job''s own queue; failed jobs are moved there by workers.';
-    END IF;
-    IF func IS NULL OR func !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$' THEN
-        RAISE EXCEPTION 'pq_enqueue: func % is not a dotted Python name', coalesce(quote_literal(func), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail''.';
-    END IF;
-    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
-        RAISE EXCEPTION 'pq_enqueue: args must be a JSON array, got %', coalesce(jsonb_typeof(args), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Pass positional arguments as an array, e.g. ''["a", 1]''::jsonb.';
-    END IF;
-    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
-        RAISE EXCEPTION 'pq_enqueue: kwargs must be a JSON object, got %', coalesce(jsonb_typeof(kwargs), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Pass keyword arguments as an object, e.g. ''{"name": "Bob"}''::jsonb.';
-    END IF;
-    IF timeout IS NOT NULL AND timeout <= 0 THEN
-        RAISE EXCEPTION 'pq_enqueue: timeout must be a positive number of seconds, got %', timeout
-            USING ERRCODE = 'PQ001', HINT = 'Pass NULL to use the queue''s or the worker''s default timeout.';
-    END IF;
-    IF result_ttl IS NOT NULL AND result_ttl < -1 THEN
-        RAISE EXCEPTION 'pq_enqueue: result_ttl must be -1 (keep forever), 0 (delete at once) or a number of seconds, got %', result_ttl
-            USING ERRCODE = 'PQ001';
-    END IF;
+    PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
+    PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
 
     PERFORM pq_ensure_queue(queue_name);
 
@@ -85,3 +114,55 @@ LANGUAGE sql SECURITY DEFINER AS $$
 $$;
 COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
     'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ...) returns the job id.';
+
+-- pq_enqueue_many(queue_name, funcs, args, kwargs, timeout, result_ttl): add one job per
+-- element of funcs (args[i] and kwargs[i] its arguments; NULL arrays or elements mean none)
+-- in one statement, and return their ids in order. Errors name the offending element.
+-- Locks: none beyond the inserted rows. Notifies: pq_jobs once per queue and transaction
+-- (PostgreSQL folds the trigger's identical notifications), at commit.
+-- Security definer, as pq_enqueue.
+CREATE FUNCTION pq_enqueue_many(
+    queue_name text,
+    funcs text[],
+    args jsonb[] DEFAULT NULL,
+    kwargs jsonb[] DEFAULT NULL,
+    timeout integer DEFAULT NULL,
+    result_ttl integer DEFAULT NULL
+)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    v_count integer := coalesce(cardinality(funcs), 0);
+    v_item record;
+BEGIN
+    PERFORM pq_check_enqueue('pq_enqueue_many', queue_name, timeout, result_ttl);
+    IF cardinality(args) <> v_count OR cardinality(kwargs) <> v_count THEN
+        RAISE EXCEPTION 'pq_enqueue_many: % funcs but % args and % kwargs',
+                v_count, cardinality(args), cardinality(kwargs)
+            USING ERRCODE = 'PQ001', HINT = 'Pass one args and one kwargs element per func, or NULL arrays.';
+    END IF;
+    FOR v_item IN
+        SELECT c.n, c.func, coalesce(c.args, '[]') AS args, coalesce(c.kwargs, '{}') AS kwargs
+          FROM unnest(funcs, args, kwargs) WITH ORDINALITY AS c (func, args, kwargs, n)
+         WHERE NOT coalesce(pq_is_func_name(c.func), false)
+            OR jsonb_typeof(coalesce(c.args, '[]')) <> 'array'
+            OR jsonb_typeof(coalesce(c.kwargs, '{}')) <> 'object'
+         LIMIT 1
+    LOOP
+        PERFORM pq_check_call(format('pq_enqueue_many: job %s', v_item.n), v_item.func, v_item.args, v_item.kwargs);
+    END LOOP;
+    IF v_count = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pq_ensure_queue(queue_name);
+    RETURN QUERY
+        INSERT INTO pq_job (queue, origin, func, args, kwargs, timeout, result_ttl)
+        SELECT queue_name, queue_name, c.func, coalesce(c.args, '[]'), coalesce(c.kwargs, '{}'),
+               pq_enqueue_many.timeout, pq_enqueue_many.result_ttl
+          FROM unnest(funcs, args, kwargs) WITH ORDINALITY AS c (func, args, kwargs, n)
+         ORDER BY c.n
+     RETURNING id;
+END;
+$$;
+COMMENT ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) IS
+    'Enqueue a batch of django-pq jobs on one queue in one statement; returns their ids in order.';

@@ -1,33 +1,90 @@
 -- Ending jobs: finishing, failing, requeueing and expiring results.
 
--- pq_finish(job_id, worker_name, result, default_result_ttl): record a job's success.
--- The result is kept for the job's result_ttl seconds, else default_result_ttl (the
--- worker's PQ_DEFAULT_RESULT_TTL): 0 deletes the job at once, -1 keeps it forever.
--- Returns false, changing nothing, when the job is no longer 'started' by this worker
--- (it was finished already, or failed as abandoned): finishing is idempotent, so a worker
--- that lost its connection mid-call can safely call it again.
--- Locks: the job row. Notifies: nothing.
+-- pq_finish_many(job_ids, worker_name, results, default_result_ttl): record the success of
+-- jobs, results[i] being the result of job_ids[i]. A result is kept for the job's
+-- result_ttl seconds, else default_result_ttl (the worker's PQ_DEFAULT_RESULT_TTL): 0
+-- deletes the job at once, -1 keeps it forever. Jobs no longer 'started' by this worker
+-- (finished already, or failed as abandoned) are left as they are: finishing is idempotent,
+-- so a worker that lost its connection mid-call can safely call it again. Returns how many
+-- jobs it finished.
+-- Locks: the job rows. Notifies: nothing.
+CREATE FUNCTION pq_finish_many(job_ids bigint[], worker_name text, results jsonb[],
+                               default_result_ttl integer DEFAULT 500)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_deleted integer;
+    v_updated integer;
+BEGIN
+    IF cardinality(job_ids) IS DISTINCT FROM cardinality(results) THEN
+        RAISE EXCEPTION 'pq_finish_many: % job ids but % results', cardinality(job_ids), cardinality(results)
+            USING ERRCODE = 'PQ001', HINT = 'Pass one result (NULL for none) per job id.';
+    END IF;
+    DELETE FROM pq_job j
+     WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name
+       AND coalesce(j.result_ttl, default_result_ttl) = 0;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    UPDATE pq_job j
+       SET status = 'finished', result = done.result, ended_at = now(),
+           expires_at = CASE WHEN coalesce(j.result_ttl, default_result_ttl) < 0 THEN NULL
+                             ELSE now() + make_interval(secs => coalesce(j.result_ttl, default_result_ttl)) END
+      FROM unnest(job_ids, results) AS done (id, result)
+     WHERE j.id = done.id AND j.status = 'started' AND j.worker = worker_name;
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+    RETURN v_deleted + v_updated;
+END;
+$$;
+COMMENT ON FUNCTION pq_finish_many(bigint[], text, jsonb[], integer) IS
+    'Mark started django-pq jobs finished with their results; returns how many were.';
+
+-- pq_finish(job_id, worker_name, result, default_result_ttl): pq_finish_many for one job;
+-- false when the job is no longer 'started' by this worker.
 CREATE FUNCTION pq_finish(job_id bigint, worker_name text, result jsonb DEFAULT NULL,
                           default_result_ttl integer DEFAULT 500)
 RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM pq_job j
-     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name
-       AND coalesce(j.result_ttl, default_result_ttl) = 0;
-    IF FOUND THEN
-        RETURN true;
-    END IF;
-    UPDATE pq_job j
-       SET status = 'finished', result = pq_finish.result, ended_at = now(),
-           expires_at = CASE WHEN coalesce(j.result_ttl, default_result_ttl) < 0 THEN NULL
-                             ELSE now() + make_interval(secs => coalesce(j.result_ttl, default_result_ttl)) END
-     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name;
-    RETURN FOUND;
-END;
+LANGUAGE sql AS $$
+    SELECT pq_finish_many(ARRAY[job_id], worker_name, ARRAY[result], default_result_ttl) = 1;
 $$;
 COMMENT ON FUNCTION pq_finish(bigint, text, jsonb, integer) IS
     'Mark a started django-pq job finished with its result; false if it is not started by that worker.';
+
+-- pq_finish_dequeue(job_ids, results, worker_name, default_result_ttl, queue_names, max_jobs):
+-- pq_finish_many then pq_dequeue_many in one call, so a worker reports what it did and gets
+-- its next jobs in one round trip. Locks and notifies as those two.
+CREATE FUNCTION pq_finish_dequeue(job_ids bigint[], results jsonb[], worker_name text,
+                                  default_result_ttl integer, queue_names text[],
+                                  max_jobs integer DEFAULT 1)
+RETURNS SETOF pq_job
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(job_ids) > 0 THEN
+        PERFORM pq_finish_many(job_ids, worker_name, results, default_result_ttl);
+    END IF;
+    RETURN QUERY SELECT * FROM pq_dequeue_many(queue_names, worker_name, max_jobs);
+END;
+$$;
+COMMENT ON FUNCTION pq_finish_dequeue(bigint[], jsonb[], text, integer, text[], integer) IS
+    'Finish django-pq jobs and claim the next ones in one call.';
+
+-- pq_release(job_ids, worker_name): put jobs a worker claimed but will not run (it is
+-- stopping) back in their queues, as they were. Returns how many.
+-- Locks: the job rows. Notifies: pq_jobs (trigger on pq_job).
+CREATE FUNCTION pq_release(job_ids bigint[], worker_name text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pq_job j
+       SET status = CASE WHEN j.scheduled_for IS NOT NULL THEN 'scheduled' ELSE 'queued' END,
+           worker = NULL, started_at = NULL
+     WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_release(bigint[], text) IS
+    'Put django-pq jobs a stopping worker claimed but did not run back in their queues.';
 
 -- pq_fail(job_id, worker_name, exc_info, move_to_failed): record a job's failure with the
 -- traceback text. With move_to_failed the job goes to the 'failed' queue (origin keeps

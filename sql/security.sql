@@ -4,10 +4,12 @@
 -- EXECUTE on it to enqueue, and no rights on the tables. Grant it explicitly:
 --     GRANT EXECUTE ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text,
 --                                          timestamptz, bytea) TO my_app_role;
--- Enqueueing names a function for the workers to run, so it is not granted to PUBLIC.
+-- (and likewise pq_enqueue_many). Enqueueing names a function for the workers to run, so
+-- neither is granted to PUBLIC.
 -- A SECURITY DEFINER function must not find objects through the caller's search_path (a
 -- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
 REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
 
 DO $$

@@ -4,17 +4,17 @@
 -- whose expires_at has passed is dead (killed, its host gone): pq_reap_workers deletes it
 -- and fails its started jobs as abandoned, so no job is left 'started' forever.
 
--- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_job): register a
+-- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_jobs): register a
 -- worker alive for ttl seconds. Raises PQ005 if a live worker (one whose heartbeat has not
 -- expired) with another hostname or pid already has that name.
 -- A worker registering again under its own hostname and pid is reconnecting after losing
 -- its connection: a job it claimed but never received (the connection dropped during
--- pq_dequeue) is still 'started' by it, so its started jobs other than keep_job (the one it
--- is still working on, if any) are put back in their queues; they never ran.
+-- pq_dequeue) is still 'started' by it, so its started jobs other than keep_jobs (those it
+-- ran or still runs, whose outcome it has yet to store) are put back; they never ran.
 -- Locks: the worker row and its started jobs. Notifies: pq_jobs for jobs put back.
 CREATE FUNCTION pq_register_worker(worker_name text, queue_names text[], ttl integer,
                                    hostname text DEFAULT '', pid integer DEFAULT NULL,
-                                   keep_job bigint DEFAULT NULL)
+                                   keep_jobs bigint[] DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -42,12 +42,14 @@ BEGIN
                   HINT = 'Give each worker its own name (pqworker --name), or wait for the other one to stop.';
     END IF;
     IF v_reconnect THEN
-        UPDATE pq_job j SET status = 'queued', worker = NULL, started_at = NULL
-         WHERE j.status = 'started' AND j.worker = worker_name AND j.id IS DISTINCT FROM keep_job;
+        PERFORM pq_release(ARRAY(
+            SELECT j.id FROM pq_job j
+             WHERE j.status = 'started' AND j.worker = worker_name
+               AND j.id <> ALL (coalesce(keep_jobs, '{}'))), worker_name);
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint) IS
+COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint[]) IS
     'Register a django-pq worker alive for ttl seconds; PQ005 if a live worker has the name.';
 
 -- pq_heartbeat(worker_name, ttl): keep a worker alive for ttl more seconds and return its

@@ -241,8 +241,60 @@ END;
 $$;
 COMMENT ON FUNCTION pq_empty_queue(text) IS 'Delete the django-pq jobs waiting in a queue; returns the count.';
 
--- Enqueueing: pq_enqueue (returns the id; the public SQL API) and pq_enqueue_job (returns
--- the whole new row; what Python uses to build its Job without a second round trip).
+-- Enqueueing: pq_enqueue (returns the id; the public SQL API), pq_enqueue_job (returns
+-- the whole new row; what Python uses to build its Job without a second round trip) and
+-- pq_enqueue_many (a batch in one statement).
+
+-- pq_check_enqueue(caller, queue_name, timeout, result_ttl): raise PQ001, naming the
+-- caller, unless a job may be enqueued on queue_name with these options.
+CREATE FUNCTION pq_check_enqueue(caller text, queue_name text, timeout integer, result_ttl integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM pq_check_queue_name(queue_name);
+    IF queue_name = 'failed' THEN
+        RAISE EXCEPTION '%: cannot enqueue on the failed queue', caller
+            USING ERRCODE = 'PQ001', HINT = 'Enqueue on the job''s own queue; failed jobs are moved there by workers.';
+    END IF;
+    IF timeout IS NOT NULL AND timeout <= 0 THEN
+        RAISE EXCEPTION '%: timeout must be a positive number of seconds, got %', caller, timeout
+            USING ERRCODE = 'PQ001', HINT = 'Pass NULL to use the queue''s or the worker''s default timeout.';
+    END IF;
+    IF result_ttl IS NOT NULL AND result_ttl < -1 THEN
+        RAISE EXCEPTION '%: result_ttl must be -1 (keep forever), 0 (delete at once) or a number of seconds, got %',
+                caller, result_ttl
+            USING ERRCODE = 'PQ001';
+    END IF;
+END;
+$$;
+
+-- pq_is_func_name(func): whether func is a dotted Python name ('myapp.tasks.send_mail').
+CREATE FUNCTION pq_is_func_name(func text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT func ~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$';
+$$;
+
+-- pq_check_call(caller, func, args, kwargs): raise PQ001, naming the caller, unless func is
+-- a dotted Python name, args a JSON array and kwargs a JSON object.
+CREATE FUNCTION pq_check_call(caller text, func text, args jsonb, kwargs jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF NOT coalesce(pq_is_func_name(func), false) THEN
+        RAISE EXCEPTION '%: func % is not a dotted Python name', caller, coalesce(quote_literal(func), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail''.';
+    END IF;
+    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
+        RAISE EXCEPTION '%: args must be a JSON array, got %', caller, coalesce(jsonb_typeof(args), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass positional arguments as an array, e.g. ''["a", 1]''::jsonb.';
+    END IF;
+    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
+        RAISE EXCEPTION '%: kwargs must be a JSON object, got %', caller, coalesce(jsonb_typeof(kwargs), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass keyword arguments as an object, e.g. ''{"name": "Bob"}''::jsonb.';
+    END IF;
+END;
+$$;
 
 -- pq_enqueue(queue_name, func, args, kwargs, ...): add a job and return its id.
 -- pq_enqueue_job(...), same arguments: add a job and return its row.
@@ -269,31 +321,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_job pq_job;
 BEGIN
-    PERFORM pq_check_queue_name(queue_name);
-    IF queue_name = 'failed' THEN
-        RAISE EXCEPTION 'pq_enqueue: cannot enqueue on the failed queue'
-            USING ERRCODE = 'PQ001', HINT = 'Enqueue on the job''s own queue; failed jobs are moved there by workers.';
-    END IF;
-    IF func IS NULL OR func !~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$' THEN
-        RAISE EXCEPTION 'pq_enqueue: func % is not a dotted Python name', coalesce(quote_literal(func), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail''.';
-    END IF;
-    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
-        RAISE EXCEPTION 'pq_enqueue: args must be a JSON array, got %', coalesce(jsonb_typeof(args), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Pass positional arguments as an array, e.g. ''["a", 1]''::jsonb.';
-    END IF;
-    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
-        RAISE EXCEPTION 'pq_enqueue: kwargs must be a JSON object, got %', coalesce(jsonb_typeof(kwargs), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Pass keyword arguments as an object, e.g. ''{"name": "Bob"}''::jsonb.';
-    END IF;
-    IF timeout IS NOT NULL AND timeout <= 0 THEN
-        RAISE EXCEPTION 'pq_enqueue: timeout must be a positive number of seconds, got %', timeout
-            USING ERRCODE = 'PQ001', HINT = 'Pass NULL to use the queue''s or the worker''s default timeout.';
-    END IF;
-    IF result_ttl IS NOT NULL AND result_ttl < -1 THEN
-        RAISE EXCEPTION 'pq_enqueue: result_ttl must be -1 (keep forever), 0 (delete at once) or a number of seconds, got %', result_ttl
-            USING ERRCODE = 'PQ001';
-    END IF;
+    PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
+    PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
 
     PERFORM pq_ensure_queue(queue_name);
 
@@ -329,28 +358,86 @@ $$;
 COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
     'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ...) returns the job id.';
 
+-- pq_enqueue_many(queue_name, funcs, args, kwargs, timeout, result_ttl): add one job per
+-- element of funcs (args[i] and kwargs[i] its arguments; NULL arrays or elements mean none)
+-- in one statement, and return their ids in order. Errors name the offending element.
+-- Locks: none beyond the inserted rows. Notifies: pq_jobs once per queue and transaction
+-- (PostgreSQL folds the trigger's identical notifications), at commit.
+-- Security definer, as pq_enqueue.
+CREATE FUNCTION pq_enqueue_many(
+    queue_name text,
+    funcs text[],
+    args jsonb[] DEFAULT NULL,
+    kwargs jsonb[] DEFAULT NULL,
+    timeout integer DEFAULT NULL,
+    result_ttl integer DEFAULT NULL
+)
+RETURNS SETOF bigint
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    v_count integer := coalesce(cardinality(funcs), 0);
+    v_item record;
+BEGIN
+    PERFORM pq_check_enqueue('pq_enqueue_many', queue_name, timeout, result_ttl);
+    IF cardinality(args) <> v_count OR cardinality(kwargs) <> v_count THEN
+        RAISE EXCEPTION 'pq_enqueue_many: % funcs but % args and % kwargs',
+                v_count, cardinality(args), cardinality(kwargs)
+            USING ERRCODE = 'PQ001', HINT = 'Pass one args and one kwargs element per func, or NULL arrays.';
+    END IF;
+    FOR v_item IN
+        SELECT c.n, c.func, coalesce(c.args, '[]') AS args, coalesce(c.kwargs, '{}') AS kwargs
+          FROM unnest(funcs, args, kwargs) WITH ORDINALITY AS c (func, args, kwargs, n)
+         WHERE NOT coalesce(pq_is_func_name(c.func), false)
+            OR jsonb_typeof(coalesce(c.args, '[]')) <> 'array'
+            OR jsonb_typeof(coalesce(c.kwargs, '{}')) <> 'object'
+         LIMIT 1
+    LOOP
+        PERFORM pq_check_call(format('pq_enqueue_many: job %s', v_item.n), v_item.func, v_item.args, v_item.kwargs);
+    END LOOP;
+    IF v_count = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pq_ensure_queue(queue_name);
+    RETURN QUERY
+        INSERT INTO pq_job (queue, origin, func, args, kwargs, timeout, result_ttl)
+        SELECT queue_name, queue_name, c.func, coalesce(c.args, '[]'), coalesce(c.kwargs, '{}'),
+               pq_enqueue_many.timeout, pq_enqueue_many.result_ttl
+          FROM unnest(funcs, args, kwargs) WITH ORDINALITY AS c (func, args, kwargs, n)
+         ORDER BY c.n
+     RETURNING id;
+END;
+$$;
+COMMENT ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) IS
+    'Enqueue a batch of django-pq jobs on one queue in one statement; returns their ids in order.';
+
 -- Dequeueing: hand a worker its next job.
 
--- pq_dequeue(queue_names, worker_name): claim the next job for a worker and return it
--- (no row when there is none). Queues are tried in the order given, which is their priority;
--- within a queue, due scheduled jobs come first (oldest due time first), then queued jobs
--- in FIFO order. The job is marked 'started' and records the worker; a job enqueued without
--- a timeout gets its queue's default timeout (still NULL when the queue has none).
--- A serial queue hands out nothing while one of its jobs is 'started'.
+-- pq_dequeue_many(queue_names, worker_name, max_jobs): claim up to max_jobs jobs for a
+-- worker and return them (no row when there is none). Queues are tried in the order given,
+-- which is their priority; within a queue, due scheduled jobs come first (oldest due time
+-- first), then queued jobs in FIFO order. Claimed jobs are marked 'started' and record the
+-- worker; a job enqueued without a timeout gets its queue's default timeout (still NULL
+-- when the queue has none).
+-- A serial queue hands out one job, and none while one of its jobs is 'started'.
 -- A worker whose stop flag is set gets no job.
--- Locks: the claimed job row (FOR UPDATE SKIP LOCKED, so concurrent workers never wait on
+-- Locks: the claimed job rows (FOR UPDATE SKIP LOCKED, so concurrent workers never wait on
 -- each other and never get the same job); for a serial queue, its pq_queue row
 -- (FOR UPDATE SKIP LOCKED: a serial queue being claimed by another worker is skipped).
 -- Notifies: nothing.
-CREATE FUNCTION pq_dequeue(queue_names text[], worker_name text)
+CREATE FUNCTION pq_dequeue_many(queue_names text[], worker_name text, max_jobs integer)
 RETURNS SETOF pq_job
 LANGUAGE plpgsql AS $$
 DECLARE
     v_queue text;
     v_serial boolean;
     v_timeout integer;
-    v_id bigint;
+    v_left integer := max_jobs;
+    v_count integer;
 BEGIN
+    IF max_jobs IS NULL OR max_jobs < 1 THEN
+        RAISE EXCEPTION 'pq_dequeue_many: max_jobs must be at least 1, got %', max_jobs
+            USING ERRCODE = 'PQ001';
+    END IF;
     IF EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = worker_name AND w.stop) THEN
         RETURN;
     END IF;
@@ -363,27 +450,48 @@ BEGIN
             CONTINUE WHEN EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = v_queue AND j.status = 'started');
         END IF;
 
-        SELECT j.id INTO v_id FROM pq_job j
-         WHERE j.queue = v_queue AND j.status = 'scheduled' AND j.scheduled_for <= now()
-         ORDER BY j.scheduled_for, j.id
-         LIMIT 1 FOR UPDATE SKIP LOCKED;
-        IF v_id IS NULL THEN
-            SELECT j.id INTO v_id FROM pq_job j
-             WHERE j.queue = v_queue AND j.status = 'queued'
-             ORDER BY j.id
-             LIMIT 1 FOR UPDATE SKIP LOCKED;
-        END IF;
-        IF v_id IS NOT NULL THEN
-            RETURN QUERY
-                UPDATE pq_job j
-                   SET status = 'started', started_at = now(), worker = worker_name,
-                       timeout = coalesce(j.timeout, v_timeout)
-                 WHERE j.id = v_id
-             RETURNING j.*;
-            RETURN;
-        END IF;
+        RETURN QUERY
+            UPDATE pq_job j
+               SET status = 'started', started_at = now(), worker = worker_name,
+                   timeout = coalesce(j.timeout, v_timeout)
+              FROM (SELECT d.id FROM pq_job d
+                     WHERE d.queue = v_queue AND d.status = 'scheduled' AND d.scheduled_for <= now()
+                     ORDER BY d.scheduled_for, d.id
+                     LIMIT CASE WHEN v_serial THEN 1 ELSE v_left END
+                       FOR UPDATE SKIP LOCKED) AS due
+             WHERE j.id = due.id
+         RETURNING j.*;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_left := v_left - v_count;
+        EXIT WHEN v_left = 0;
+        CONTINUE WHEN v_serial AND v_count > 0;
+
+        RETURN QUERY
+            UPDATE pq_job j
+               SET status = 'started', started_at = now(), worker = worker_name,
+                   timeout = coalesce(j.timeout, v_timeout)
+              FROM (SELECT r.id FROM pq_job r
+                     WHERE r.queue = v_queue AND r.status = 'queued'
+                     ORDER BY r.id
+                     LIMIT CASE WHEN v_serial THEN 1 ELSE v_left END
+                       FOR UPDATE SKIP LOCKED) AS ready
+             WHERE j.id = ready.id
+         RETURNING j.*;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_left := v_left - v_count;
+        EXIT WHEN v_left = 0;
     END LOOP;
 END;
+$$;
+COMMENT ON FUNCTION pq_dequeue_many(text[], text, integer) IS
+    'Claim up to max_jobs django-pq jobs, queues in priority order (FOR UPDATE SKIP LOCKED).';
+
+-- pq_dequeue(queue_names, worker_name): claim the next job for a worker (at most one row),
+-- as pq_dequeue_many(queue_names, worker_name, 1).
+CREATE FUNCTION pq_dequeue(queue_names text[], worker_name text)
+RETURNS SETOF pq_job
+LANGUAGE sql AS $$
+    SELECT * FROM pq_dequeue_many(queue_names, worker_name, 1);
 $$;
 COMMENT ON FUNCTION pq_dequeue(text[], text) IS
     'Claim the next django-pq job from the first non-empty queue given (FOR UPDATE SKIP LOCKED); no row if none.';
@@ -400,34 +508,91 @@ COMMENT ON FUNCTION pq_next_due(text[]) IS 'Earliest due time of the scheduled d
 
 -- Ending jobs: finishing, failing, requeueing and expiring results.
 
--- pq_finish(job_id, worker_name, result, default_result_ttl): record a job's success.
--- The result is kept for the job's result_ttl seconds, else default_result_ttl (the
--- worker's PQ_DEFAULT_RESULT_TTL): 0 deletes the job at once, -1 keeps it forever.
--- Returns false, changing nothing, when the job is no longer 'started' by this worker
--- (it was finished already, or failed as abandoned): finishing is idempotent, so a worker
--- that lost its connection mid-call can safely call it again.
--- Locks: the job row. Notifies: nothing.
+-- pq_finish_many(job_ids, worker_name, results, default_result_ttl): record the success of
+-- jobs, results[i] being the result of job_ids[i]. A result is kept for the job's
+-- result_ttl seconds, else default_result_ttl (the worker's PQ_DEFAULT_RESULT_TTL): 0
+-- deletes the job at once, -1 keeps it forever. Jobs no longer 'started' by this worker
+-- (finished already, or failed as abandoned) are left as they are: finishing is idempotent,
+-- so a worker that lost its connection mid-call can safely call it again. Returns how many
+-- jobs it finished.
+-- Locks: the job rows. Notifies: nothing.
+CREATE FUNCTION pq_finish_many(job_ids bigint[], worker_name text, results jsonb[],
+                               default_result_ttl integer DEFAULT 500)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_deleted integer;
+    v_updated integer;
+BEGIN
+    IF cardinality(job_ids) IS DISTINCT FROM cardinality(results) THEN
+        RAISE EXCEPTION 'pq_finish_many: % job ids but % results', cardinality(job_ids), cardinality(results)
+            USING ERRCODE = 'PQ001', HINT = 'Pass one result (NULL for none) per job id.';
+    END IF;
+    DELETE FROM pq_job j
+     WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name
+       AND coalesce(j.result_ttl, default_result_ttl) = 0;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    UPDATE pq_job j
+       SET status = 'finished', result = done.result, ended_at = now(),
+           expires_at = CASE WHEN coalesce(j.result_ttl, default_result_ttl) < 0 THEN NULL
+                             ELSE now() + make_interval(secs => coalesce(j.result_ttl, default_result_ttl)) END
+      FROM unnest(job_ids, results) AS done (id, result)
+     WHERE j.id = done.id AND j.status = 'started' AND j.worker = worker_name;
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+    RETURN v_deleted + v_updated;
+END;
+$$;
+COMMENT ON FUNCTION pq_finish_many(bigint[], text, jsonb[], integer) IS
+    'Mark started django-pq jobs finished with their results; returns how many were.';
+
+-- pq_finish(job_id, worker_name, result, default_result_ttl): pq_finish_many for one job;
+-- false when the job is no longer 'started' by this worker.
 CREATE FUNCTION pq_finish(job_id bigint, worker_name text, result jsonb DEFAULT NULL,
                           default_result_ttl integer DEFAULT 500)
 RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM pq_job j
-     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name
-       AND coalesce(j.result_ttl, default_result_ttl) = 0;
-    IF FOUND THEN
-        RETURN true;
-    END IF;
-    UPDATE pq_job j
-       SET status = 'finished', result = pq_finish.result, ended_at = now(),
-           expires_at = CASE WHEN coalesce(j.result_ttl, default_result_ttl) < 0 THEN NULL
-                             ELSE now() + make_interval(secs => coalesce(j.result_ttl, default_result_ttl)) END
-     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name;
-    RETURN FOUND;
-END;
+LANGUAGE sql AS $$
+    SELECT pq_finish_many(ARRAY[job_id], worker_name, ARRAY[result], default_result_ttl) = 1;
 $$;
 COMMENT ON FUNCTION pq_finish(bigint, text, jsonb, integer) IS
     'Mark a started django-pq job finished with its result; false if it is not started by that worker.';
+
+-- pq_finish_dequeue(job_ids, results, worker_name, default_result_ttl, queue_names, max_jobs):
+-- pq_finish_many then pq_dequeue_many in one call, so a worker reports what it did and gets
+-- its next jobs in one round trip. Locks and notifies as those two.
+CREATE FUNCTION pq_finish_dequeue(job_ids bigint[], results jsonb[], worker_name text,
+                                  default_result_ttl integer, queue_names text[],
+                                  max_jobs integer DEFAULT 1)
+RETURNS SETOF pq_job
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(job_ids) > 0 THEN
+        PERFORM pq_finish_many(job_ids, worker_name, results, default_result_ttl);
+    END IF;
+    RETURN QUERY SELECT * FROM pq_dequeue_many(queue_names, worker_name, max_jobs);
+END;
+$$;
+COMMENT ON FUNCTION pq_finish_dequeue(bigint[], jsonb[], text, integer, text[], integer) IS
+    'Finish django-pq jobs and claim the next ones in one call.';
+
+-- pq_release(job_ids, worker_name): put jobs a worker claimed but will not run (it is
+-- stopping) back in their queues, as they were. Returns how many.
+-- Locks: the job rows. Notifies: pq_jobs (trigger on pq_job).
+CREATE FUNCTION pq_release(job_ids bigint[], worker_name text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE pq_job j
+       SET status = CASE WHEN j.scheduled_for IS NOT NULL THEN 'scheduled' ELSE 'queued' END,
+           worker = NULL, started_at = NULL
+     WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_release(bigint[], text) IS
+    'Put django-pq jobs a stopping worker claimed but did not run back in their queues.';
 
 -- pq_fail(job_id, worker_name, exc_info, move_to_failed): record a job's failure with the
 -- traceback text. With move_to_failed the job goes to the 'failed' queue (origin keeps
@@ -504,17 +669,17 @@ COMMENT ON FUNCTION pq_expire_jobs() IS 'Delete django-pq jobs whose result TTL 
 -- whose expires_at has passed is dead (killed, its host gone): pq_reap_workers deletes it
 -- and fails its started jobs as abandoned, so no job is left 'started' forever.
 
--- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_job): register a
+-- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_jobs): register a
 -- worker alive for ttl seconds. Raises PQ005 if a live worker (one whose heartbeat has not
 -- expired) with another hostname or pid already has that name.
 -- A worker registering again under its own hostname and pid is reconnecting after losing
 -- its connection: a job it claimed but never received (the connection dropped during
--- pq_dequeue) is still 'started' by it, so its started jobs other than keep_job (the one it
--- is still working on, if any) are put back in their queues; they never ran.
+-- pq_dequeue) is still 'started' by it, so its started jobs other than keep_jobs (those it
+-- ran or still runs, whose outcome it has yet to store) are put back; they never ran.
 -- Locks: the worker row and its started jobs. Notifies: pq_jobs for jobs put back.
 CREATE FUNCTION pq_register_worker(worker_name text, queue_names text[], ttl integer,
                                    hostname text DEFAULT '', pid integer DEFAULT NULL,
-                                   keep_job bigint DEFAULT NULL)
+                                   keep_jobs bigint[] DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -542,12 +707,14 @@ BEGIN
                   HINT = 'Give each worker its own name (pqworker --name), or wait for the other one to stop.';
     END IF;
     IF v_reconnect THEN
-        UPDATE pq_job j SET status = 'queued', worker = NULL, started_at = NULL
-         WHERE j.status = 'started' AND j.worker = worker_name AND j.id IS DISTINCT FROM keep_job;
+        PERFORM pq_release(ARRAY(
+            SELECT j.id FROM pq_job j
+             WHERE j.status = 'started' AND j.worker = worker_name
+               AND j.id <> ALL (coalesce(keep_jobs, '{}'))), worker_name);
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint) IS
+COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint[]) IS
     'Register a django-pq worker alive for ttl seconds; PQ005 if a live worker has the name.';
 
 -- pq_heartbeat(worker_name, ttl): keep a worker alive for ttl more seconds and return its
@@ -643,10 +810,12 @@ COMMENT ON FUNCTION pq_stop_workers(text[]) IS 'Ask django-pq workers to stop af
 -- EXECUTE on it to enqueue, and no rights on the tables. Grant it explicitly:
 --     GRANT EXECUTE ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text,
 --                                          timestamptz, bytea) TO my_app_role;
--- Enqueueing names a function for the workers to run, so it is not granted to PUBLIC.
+-- (and likewise pq_enqueue_many). Enqueueing names a function for the workers to run, so
+-- neither is granted to PUBLIC.
 -- A SECURITY DEFINER function must not find objects through the caller's search_path (a
 -- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
 REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
 
 DO $$

@@ -149,6 +149,6 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
         " AND proname LIKE 'pq\\_%' ORDER BY proname",
     )
     schema = fetch_value(raw_conn, "SELECT current_schema()")
-    assert [name for name, _ in rows] == ["pq_enqueue"]
+    assert [name for name, _ in rows] == ["pq_enqueue", "pq_enqueue_many"]
     for name, config in rows:
         assert config == [f"search_path={schema}, pg_temp"], name

@@ -31,12 +31,12 @@ def _register(
     ttl: int = 60,
     hostname: str = "host-a",
     pid: int | None = 100,
-    keep_job: int | None = None,
+    keep_jobs: list[int] | None = None,
 ) -> None:
     execute(
         conn,
-        "SELECT pq_register_worker(%s, %s, %s, %s, %s, %s)",
-        (name, queues or ["default"], ttl, hostname, pid, keep_job),
+        "SELECT pq_register_worker(%s, %s, %s, %s, %s, %s::bigint[])",
+        (name, queues or ["default"], ttl, hostname, pid, keep_jobs or []),
     )
 
 
@@ -167,7 +167,7 @@ def test_registering_reaps_dead_workers(raw_conn: connection) -> None:
     assert get_job(raw_conn, job_id)["status"] == "failed"
 
 
-def test_reregistering_puts_back_started_jobs_except_keep_job(
+def test_reregistering_puts_back_started_jobs_except_keep_jobs(
     raw_conn: connection, connect: Callable[..., connection]
 ) -> None:
     _register(raw_conn, "w1", hostname="host-a", pid=100)
@@ -176,7 +176,7 @@ def test_reregistering_puts_back_started_jobs_except_keep_job(
     listener = connect()
     listen(listener)
 
-    _register(raw_conn, "w1", hostname="host-a", pid=100, keep_job=kept, ttl=30)
+    _register(raw_conn, "w1", hostname="host-a", pid=100, keep_jobs=[kept], ttl=30)
 
     for job_id in (lost, also_lost):
         job = get_job(raw_conn, job_id)
@@ -190,7 +190,7 @@ def test_reregistering_puts_back_started_jobs_except_keep_job(
     assert notifications(listener, timeout=0.2) == []  # folded into one
 
 
-def test_reregistering_without_keep_job_puts_back_all_started_jobs(raw_conn: connection) -> None:
+def test_reregistering_without_keep_jobs_puts_back_all_started_jobs(raw_conn: connection) -> None:
     _register(raw_conn, "w1")
     job_id = _started(raw_conn, "w1")
     _register(raw_conn, "w1")
