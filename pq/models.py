@@ -11,10 +11,9 @@ import json
 import pickle
 from typing import Any
 
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from pq.fields import PickleJSONField
+from pq.fields import PGArrayField, PickleJSONField
 from pq.serialization import describe, from_json, import_callable
 
 
@@ -52,7 +51,7 @@ class FlowStore(models.Model):
     name = models.TextField(null=True, blank=True)
     queue = models.TextField()
     status = models.TextField(default=JobStatus.QUEUED.value)
-    jobs = ArrayField(models.BigIntegerField(), default=list)
+    jobs = PGArrayField(element_type="bigint", default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -92,7 +91,7 @@ class Job(models.Model):
     repeat_interval = models.DurationField(null=True, blank=True)
     between_start = models.TimeField(null=True, blank=True)
     between_end = models.TimeField(null=True, blank=True)
-    weekdays = ArrayField(models.SmallIntegerField(), null=True, blank=True)
+    weekdays = PGArrayField(element_type="smallint", null=True, blank=True)
     flow = models.ForeignKey(
         FlowStore, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False
     )
@@ -187,7 +186,7 @@ class WorkerStore(models.Model):
     name = models.TextField(primary_key=True)
     hostname = models.TextField(default="")
     pid = models.IntegerField(null=True, blank=True)
-    queues = ArrayField(models.TextField(), default=list)
+    queues = PGArrayField(element_type="text", default=list)
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

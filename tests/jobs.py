@@ -172,3 +172,15 @@ def segfault_quietly() -> None:
 
     faulthandler.disable()
     segfault()
+
+
+def record_pid(path: str, tag: str = "") -> int:
+    """Append ``tag pid`` to ``path`` and return the pid of the process running the job."""
+    with open(path, "a", encoding="utf-8") as marker:
+        marker.write(f"{tag} {os.getpid()}\n")
+    return os.getpid()
+
+
+def send_sigterm_to_self() -> None:
+    """Ask the process running this job to stop (a worker in non-forking mode stops)."""
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -30,6 +30,17 @@ class Command(BaseCommand):
             "--sentry-dsn", help="report job exceptions to Sentry (needs sentry-sdk)"
         )
         parser.add_argument(
+            "--simple",
+            action="store_true",
+            help="run jobs in the worker process instead of a forked horse (trusted, cheap jobs)",
+        )
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=1,
+            help="with --simple: claim and store up to N jobs per database call (default 1)",
+        )
+        parser.add_argument(
             "--terminate",
             action="store_true",
             help="ask every worker to stop after its current job and wait until they have",
@@ -47,7 +58,13 @@ class Command(BaseCommand):
             return
         self._setup_sentry(options["sentry_dsn"])
         try:
-            worker = Worker(options["queues"], name=options["name"], connection=alias)
+            worker = Worker(
+                options["queues"],
+                name=options["name"],
+                connection=alias,
+                fork=not options["simple"],
+                batch=options["batch"],
+            )
             worker.work(burst=options["burst"])
         except (ValueError, WorkerNameTaken) as exc:
             raise CommandError(str(exc)) from exc
