@@ -48,15 +48,18 @@ class Outcome:
     error: Exception | None = None
 
     def to_json(self) -> bytes:
-        """Encode a job's own outcome for the pipe from the horse."""
-        return json.dumps(
-            {
-                "ok": self.ok,
-                "result": self.result,
-                "exc_info": self.exc_info,
-                "move_to_failed": self.move_to_failed,
-            }
-        ).encode()
+        """Encode a job's own outcome for the pipe from the horse: one line of JSON."""
+        return (
+            json.dumps(
+                {
+                    "ok": self.ok,
+                    "result": self.result,
+                    "exc_info": self.exc_info,
+                    "move_to_failed": self.move_to_failed,
+                }
+            ).encode()
+            + b"\n"
+        )
 
     @classmethod
     def failure(cls, error: Exception) -> Outcome:
@@ -150,6 +153,10 @@ class Horse:
             drain(wakeup_fd)
         if self.pipe in ready:
             self._read(blocking=True)
+            if self.data.endswith(b"\n"):
+                # The report is complete and the horse only exits now: take the outcome
+                # without waiting for the exit (its teardown runs meanwhile; reap() later).
+                return self._outcome()
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
             return None
@@ -163,6 +170,7 @@ class Horse:
         except ProcessLookupError:
             pass
         os.waitpid(self.pid, 0)
+        self.pid = 0
         self._close()
         return Outcome.failure(reason)
 
@@ -184,13 +192,25 @@ class Horse:
             if blocking:
                 return
 
-    def _finish(self, status: int) -> Outcome:
+    def reap(self, block: bool) -> bool:
+        """Collect the exit of a horse whose outcome was taken; return whether it has exited."""
+        if self.pid == 0:
+            return True
+        pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return False
+        self.pid = 0
         self._close()
-        if self.data:
-            try:
-                return Outcome(**json.loads(self.data))
-            except ValueError:
-                pass
+        return True
+
+    def _outcome(self) -> Outcome:
+        return Outcome(**json.loads(self.data))
+
+    def _finish(self, status: int) -> Outcome:
+        self.pid = 0
+        self._close()
+        if self.data.endswith(b"\n"):
+            return self._outcome()
         if os.WIFSIGNALED(status):
             number = os.WTERMSIG(status)
             reason = f"the work horse was killed by signal {number} ({signal.Signals(number).name})"

@@ -99,6 +99,7 @@ class Worker:
         self._done: list[tuple[int, Any]] = []
         self._failure: tuple[Job, Outcome] | None = None
         self._running_inline = False
+        self._exiting: list[Horse] = []
         self.jobs_done = 0
 
     @classmethod
@@ -196,6 +197,7 @@ class Worker:
             self._failure = (job, outcome)
 
     def _run_in_horse(self, job: Job, timeout: int) -> Outcome:
+        self._exiting = [horse for horse in self._exiting if not horse.reap(block=False)]
         connections.close_all()
         horse = Horse.spawn(job, timeout, self._exc_handlers)
         outcome = None
@@ -204,6 +206,8 @@ class Worker:
                 return horse.kill(WorkerStopped("the worker was stopped by force mid-job"))
             self._tick(quiet=True)
             outcome = horse.wait(self._until_heartbeat(), self._wakeup_read)
+        if horse.pid:
+            self._exiting.append(horse)  # it reported and is exiting: reaped later
         return outcome
 
     def _run_here(self, job: Job, timeout: int) -> Outcome:
@@ -393,6 +397,9 @@ class Worker:
         except _CONNECTION_ERRORS as exc:
             logger.warning("Worker %s could not unregister (%s)", self.name, exc)
         finally:
+            for horse in self._exiting:
+                horse.reap(block=True)
+            self._exiting = []
             self._close()
             self._restore_signal_handlers()
         logger.info("Worker %s stopped after %d job(s)", self.name, self.jobs_done)
