@@ -67,10 +67,17 @@ class Outcome:
         return cls(False, exc_info=f"{type(error).__name__}: {error}", error=error)
 
 
-def perform(job: Job, handlers: Sequence[ExcHandler]) -> Outcome:
-    """Run ``job`` in this process; on an exception run the handler chain. Never raises."""
+def perform(
+    job: Job, handlers: Sequence[ExcHandler], func: Callable[..., Any] | None = None
+) -> Outcome:
+    """Run ``job`` in this process; on an exception run the handler chain. Never raises.
+
+    ``func`` is the job's callable when the caller has resolved it already.
+    """
     try:
-        result = job.perform()
+        if func is None:
+            func = job.get_callable()
+        result = func(*(job.args or []), **(job.kwargs or {}))
         encoded = to_json(result)
     except BaseException:
         exc_info = sys.exc_info()
@@ -114,8 +121,14 @@ class Horse:
     data: bytes = b""
 
     @classmethod
-    def spawn(cls, job: Job, timeout: int, handlers: Sequence[ExcHandler]) -> Horse:
-        """Fork a work horse that runs ``job`` and writes its Outcome to a pipe."""
+    def spawn(
+        cls,
+        job: Job,
+        timeout: int,
+        handlers: Sequence[ExcHandler],
+        func: Callable[..., Any] | None = None,
+    ) -> Horse:
+        """Fork a work horse that runs ``job`` (``func``, if resolved) and reports its Outcome."""
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the horse
@@ -123,7 +136,7 @@ class Horse:
             code = 1
             try:
                 _become_horse()
-                outcome = perform(job, handlers)
+                outcome = perform(job, handlers, func)
                 _write_all(write_end, outcome.to_json())
                 code = 0
             finally:

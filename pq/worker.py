@@ -23,6 +23,7 @@ from pq.exceptions import JobTimeoutException, WorkerStopped
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job
 from pq.queue import FAILED_QUEUE, Queue
+from pq.serialization import import_callable
 
 logger = logging.getLogger("pq")
 
@@ -100,6 +101,7 @@ class Worker:
         self._failure: tuple[Job, Outcome] | None = None
         self._running_inline = False
         self._exiting: list[Horse] = []
+        self._callables: dict[str, Any] = {}
         self.jobs_done = 0
 
     @classmethod
@@ -199,7 +201,7 @@ class Worker:
     def _run_in_horse(self, job: Job, timeout: int) -> Outcome:
         self._exiting = [horse for horse in self._exiting if not horse.reap(block=False)]
         connections.close_all()
-        horse = Horse.spawn(job, timeout, self._exc_handlers)
+        horse = Horse.spawn(job, timeout, self._exc_handlers, self._preload(job))
         outcome = None
         while outcome is None:
             if self._stop_requests > 1:
@@ -210,6 +212,22 @@ class Worker:
             self._exiting.append(horse)  # it reported and is exiting: reaped later
         return outcome
 
+    def _preload(self, job: Job) -> Any:
+        """Import the job's function in the worker, so that every horse inherits it imported.
+
+        Returns None (the horse then imports it, and reports any error as the job's failure)
+        for an instance method or a function that cannot be imported.
+        """
+        if job.instance is not None:
+            return None
+        func = self._callables.get(job.func)
+        if func is None:
+            try:
+                func = self._callables[job.func] = import_callable(job.func)
+            except Exception:
+                return None
+        return func
+
     def _run_here(self, job: Job, timeout: int) -> Outcome:
         """Run ``job`` in this process; SIGALRM raises JobTimeoutException in it at its timeout."""
         timed = self._old_handlers != {}  # signals are ours: we run in the main thread
@@ -218,7 +236,7 @@ class Worker:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         self._running_inline = True
         try:
-            return perform(job, self._exc_handlers)
+            return perform(job, self._exc_handlers, self._preload(job))
         finally:
             self._running_inline = False
             if timed:
