@@ -30,8 +30,9 @@ BEGIN
         RETURN;
     END IF;
     FOREACH v_queue IN ARRAY queue_names LOOP
+        v_serial := false;
+        v_timeout := NULL;
         SELECT q.serial, q.default_timeout INTO v_serial, v_timeout FROM pq_queue q WHERE q.name = v_queue;
-        CONTINUE WHEN NOT FOUND;
         IF v_serial THEN
             PERFORM 1 FROM pq_queue q WHERE q.name = v_queue FOR UPDATE SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;

@@ -78,8 +78,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_job pq_job;
 BEGIN
-    PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
-    PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
+    -- One cheap test first; the checks that raise the detailed errors run only if it fails.
+    IF NOT coalesce(length(queue_name) BETWEEN 1 AND 100 AND queue_name <> 'failed'
+                    AND (timeout IS NULL OR timeout > 0) AND (result_ttl IS NULL OR result_ttl >= -1)
+                    AND pq_is_func_name(func) AND jsonb_typeof(args) = 'array'
+                    AND jsonb_typeof(kwargs) = 'object', false) THEN
+        PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
+        PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
+    END IF;
 
     PERFORM pq_ensure_queue(queue_name);
 

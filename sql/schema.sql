@@ -36,7 +36,10 @@ COMMENT ON TABLE pq_flow IS 'django-pq workflows: jobs run in sequence, each aft
 CREATE TABLE pq_job (
     id              bigserial PRIMARY KEY,
     -- The queue the job is in now (failed jobs are in ''failed'') and the queue it was enqueued on.
-    queue           text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
+    -- No foreign key to pq_queue: its check would lock the queue row on every enqueue, a
+    -- hot spot for concurrent enqueuers. pq_enqueue creates missing queue rows, and a job
+    -- whose queue row is gone is dequeued with the default options.
+    queue           text NOT NULL,
     origin          text NOT NULL,
     status          text NOT NULL DEFAULT 'queued'
                     CHECK (status IN ('queued', 'scheduled', 'deferred', 'started', 'finished', 'failed')),

@@ -37,7 +37,10 @@ COMMENT ON TABLE pq_flow IS 'django-pq workflows: jobs run in sequence, each aft
 CREATE TABLE pq_job (
     id              bigserial PRIMARY KEY,
     -- The queue the job is in now (failed jobs are in ''failed'') and the queue it was enqueued on.
-    queue           text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
+    -- No foreign key to pq_queue: its check would lock the queue row on every enqueue, a
+    -- hot spot for concurrent enqueuers. pq_enqueue creates missing queue rows, and a job
+    -- whose queue row is gone is dequeued with the default options.
+    queue           text NOT NULL,
     origin          text NOT NULL,
     status          text NOT NULL DEFAULT 'queued'
                     CHECK (status IN ('queued', 'scheduled', 'deferred', 'started', 'finished', 'failed')),
@@ -321,8 +324,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_job pq_job;
 BEGIN
-    PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
-    PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
+    -- One cheap test first; the checks that raise the detailed errors run only if it fails.
+    IF NOT coalesce(length(queue_name) BETWEEN 1 AND 100 AND queue_name <> 'failed'
+                    AND (timeout IS NULL OR timeout > 0) AND (result_ttl IS NULL OR result_ttl >= -1)
+                    AND pq_is_func_name(func) AND jsonb_typeof(args) = 'array'
+                    AND jsonb_typeof(kwargs) = 'object', false) THEN
+        PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
+        PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
+    END IF;
 
     PERFORM pq_ensure_queue(queue_name);
 
@@ -442,8 +451,9 @@ BEGIN
         RETURN;
     END IF;
     FOREACH v_queue IN ARRAY queue_names LOOP
+        v_serial := false;
+        v_timeout := NULL;
         SELECT q.serial, q.default_timeout INTO v_serial, v_timeout FROM pq_queue q WHERE q.name = v_queue;
-        CONTINUE WHEN NOT FOUND;
         IF v_serial THEN
             PERFORM 1 FROM pq_queue q WHERE q.name = v_queue FOR UPDATE SKIP LOCKED;
             CONTINUE WHEN NOT FOUND;

@@ -212,3 +212,12 @@ def test_timeout_options_reach_the_server(connect: Callable[..., connection]) ->
     conn = connect(options=NO_WAIT)
     assert fetch_value(conn, "SHOW lock_timeout") == "500ms"
     assert fetch_value(conn, "SHOW statement_timeout") == "1s"
+
+
+def test_a_job_whose_queue_row_is_gone_is_still_dequeued(raw_conn: connection) -> None:
+    job_id = enqueue(raw_conn, "orphan")
+    execute(raw_conn, "DELETE FROM pq_queue WHERE name = 'orphan'")
+
+    job = dequeue(raw_conn, ["orphan"])
+
+    assert job is not None and job["id"] == job_id
