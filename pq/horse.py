@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import pickle
 import select
 import signal
 import sys
@@ -111,39 +113,67 @@ def run_handlers(handlers: Sequence[ExcHandler], job: Job, exc_info: tuple[Any, 
 
 @dataclass
 class Horse:
-    """A forked child running one job; the parent polls it with :meth:`wait`."""
+    """A forked child that runs one job; the parent polls it with :meth:`wait`.
+
+    A horse is forked first (:meth:`prefork`) and then handed its job (:meth:`dispatch`), so
+    an idle worker can keep one forked ahead of time and start a job without paying for the
+    fork. Each horse still runs exactly one job in a fresh fork of the worker.
+    """
 
     pid: int
     pipe: int
     pidfd: int | None
-    deadline: float
-    timeout: int
+    job_pipe: int
+    deadline: float = math.inf
+    timeout: int = 0
     data: bytes = b""
 
     @classmethod
-    def spawn(
-        cls,
-        job: Job,
-        timeout: int,
-        handlers: Sequence[ExcHandler],
-        func: Callable[..., Any] | None = None,
-    ) -> Horse:
-        """Fork a work horse that runs ``job`` (``func``, if resolved) and reports its Outcome."""
+    def prefork(cls, handlers: Sequence[ExcHandler]) -> Horse:
+        """Fork a horse that waits for a job, runs it and reports its Outcome.
+
+        A horse whose job pipe is closed without a job (:meth:`dismiss`, or the worker died)
+        exits without running anything.
+        """
         read_end, write_end = os.pipe()
+        job_read, job_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the horse
             os.close(read_end)
+            os.close(job_write)
             code = 1
             try:
                 _become_horse()
-                outcome = perform(job, handlers, func)
-                _write_all(write_end, outcome.to_json())
+                payload = _read_all(job_read)
+                if payload:
+                    job = pickle.loads(payload)
+                    _write_all(write_end, perform(job, handlers).to_json())
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_end)
+        os.close(job_read)
         pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-        return cls(pid, read_end, pidfd, time.monotonic() + timeout, timeout)
+        return cls(pid, read_end, pidfd, job_write)
+
+    def dispatch(self, job: Job, timeout: int) -> bool:
+        """Hand the horse ``job``, to end within ``timeout`` seconds; False if the horse died."""
+        try:
+            _write_all(self.job_pipe, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+        except BrokenPipeError:
+            return False
+        finally:
+            self.job_pipe = -1
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        return True
+
+    def dismiss(self) -> None:
+        """Send away a horse that got no job, and reap it."""
+        if self.job_pipe >= 0:
+            os.close(self.job_pipe)
+            self.job_pipe = -1
+        self.reap(block=True)
 
     def wait(self, seconds: float, wakeup_fd: int | None) -> Outcome | None:
         """Wait up to ``seconds`` for the horse; return its Outcome once it has ended, else None.
@@ -232,6 +262,9 @@ class Horse:
         return Outcome.failure(WorkHorseDied(f"{reason} before reporting a result"))
 
     def _close(self) -> None:
+        if self.job_pipe >= 0:
+            os.close(self.job_pipe)
+            self.job_pipe = -1
         if self.pipe >= 0:
             os.close(self.pipe)
             self.pipe = -1
@@ -258,10 +291,20 @@ _inherited: list[Any] = []
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
     os.close(fd)
+    return b"".join(chunks)
 
 
 def drain(fd: int) -> None:

@@ -19,7 +19,7 @@ import psycopg2.extensions
 from django.db import connections
 
 from pq import conf, sql
-from pq.exceptions import JobTimeoutException, WorkerStopped
+from pq.exceptions import JobTimeoutException, WorkerStopped, WorkHorseDied
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job
 from pq.queue import FAILED_QUEUE, Queue
@@ -101,6 +101,7 @@ class Worker:
         self._failure: tuple[Job, Outcome] | None = None
         self._running_inline = False
         self._exiting: list[Horse] = []
+        self._spare: Horse | None = None  # forked while idle, so a job starts without a fork
         self._callables: dict[str, Any] = {}
         self.jobs_done = 0
 
@@ -200,8 +201,15 @@ class Worker:
 
     def _run_in_horse(self, job: Job, timeout: int) -> Outcome:
         self._exiting = [horse for horse in self._exiting if not horse.reap(block=False)]
-        connections.close_all()
-        horse = Horse.spawn(job, timeout, self._exc_handlers, self._preload(job))
+        self._preload(job)
+        horse, self._spare = self._spare, None
+        if horse is None or not horse.dispatch(job, timeout):
+            if horse is not None:  # the spare died while idle
+                horse.reap(block=True)
+            horse = self._fork_horse()
+            if not horse.dispatch(job, timeout):
+                horse.reap(block=True)
+                return Outcome.failure(WorkHorseDied("the work horse died before taking the job"))
         outcome = None
         while outcome is None:
             if self._stop_requests > 1:
@@ -211,6 +219,10 @@ class Worker:
         if horse.pid:
             self._exiting.append(horse)  # it reported and is exiting: reaped later
         return outcome
+
+    def _fork_horse(self) -> Horse:
+        connections.close_all()  # no connection may cross the fork
+        return Horse.prefork(self._exc_handlers)
 
     def _preload(self, job: Job) -> Any:
         """Import the job's function in the worker, so that every horse inherits it imported.
@@ -261,6 +273,8 @@ class Worker:
 
     def _wait_for_work(self) -> None:
         """Block until a notification for one of our queues, a signal, a due job or a poll."""
+        if self.fork and self._spare is None:
+            self._spare = self._fork_horse()
         conn = self._conn
         deadline = time.monotonic() + self.default_worker_ttl
         due = sql.next_due(self._cursor(), self._queues())
@@ -415,6 +429,9 @@ class Worker:
         except _CONNECTION_ERRORS as exc:
             logger.warning("Worker %s could not unregister (%s)", self.name, exc)
         finally:
+            if self._spare is not None:
+                self._spare.dismiss()
+                self._spare = None
             for horse in self._exiting:
                 horse.reap(block=True)
             self._exiting = []
