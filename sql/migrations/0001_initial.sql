@@ -117,8 +117,8 @@ INSERT INTO pq_queue (name, serial) VALUES ('serial', true);
 -- PostgreSQL folds identical notifications of one transaction into one, so a bulk insert
 -- into a queue sends one wake-up, not one per job.
 
--- pq_notify_job(): AFTER INSERT OR UPDATE trigger on pq_job; notifies pq_jobs with the
--- queue name when a row becomes 'queued'. Locks: none.
+-- pq_notify_job(): AFTER UPDATE row trigger on pq_job; notifies pq_jobs with the queue
+-- name when a row becomes 'queued' (requeued, released). Locks: none.
 CREATE FUNCTION pq_notify_job()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -129,10 +129,25 @@ END;
 $$;
 COMMENT ON FUNCTION pq_notify_job() IS 'Trigger: NOTIFY pq_jobs with the queue name when a job becomes ready.';
 
+-- pq_notify_jobs(): AFTER INSERT statement trigger on pq_job; notifies pq_jobs once per
+-- queue that got 'queued' rows from the statement (a bulk insert: one call, not one per
+-- row). Locks: none.
+CREATE FUNCTION pq_notify_jobs()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('pq_jobs', n.queue)
+       FROM (SELECT DISTINCT j.queue FROM pq_new_jobs j WHERE j.status = 'queued') AS n;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pq_notify_jobs() IS 'Trigger: NOTIFY pq_jobs once per queue an insert added ready jobs to.';
+
 CREATE TRIGGER pq_job_900_notify_insert
     AFTER INSERT ON pq_job
-    FOR EACH ROW WHEN (NEW.status = 'queued')
-    EXECUTE FUNCTION pq_notify_job();
+    REFERENCING NEW TABLE AS pq_new_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION pq_notify_jobs();
 
 CREATE TRIGGER pq_job_900_notify_update
     AFTER UPDATE OF status ON pq_job
