@@ -28,6 +28,7 @@ from pq.serialization import import_callable
 logger = logging.getLogger("pq")
 
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+SPARE_AFTER = 0.05  # seconds a job runs before its worker forks the next horse beside it
 
 
 class Worker:
@@ -84,6 +85,7 @@ class Worker:
             conf.default_result_ttl() if default_result_ttl is None else default_result_ttl
         )
         self.heartbeat_interval = heartbeat_interval
+        self.default_job_timeout = conf.default_job_timeout()
         self.fork = fork
         self.batch = batch
         self._exc_handlers: list[ExcHandler] = []
@@ -185,7 +187,7 @@ class Worker:
     def _execute(self, job: Job) -> None:
         """Run ``job`` (in a horse, or here) and record its outcome."""
         logger.info("Got %s from %s", job.get_description(), job.origin)
-        timeout = job.timeout or conf.default_job_timeout()
+        timeout = job.timeout or self.default_job_timeout
         outcome = self._run_in_horse(job, timeout) if self.fork else self._run_here(job, timeout)
         if outcome.error is not None:
             logger.error("Job %s %s failed: %s", job.pk, job.get_description(), outcome.exc_info)
@@ -210,12 +212,21 @@ class Worker:
             if not horse.dispatch(job, timeout):
                 horse.reap(block=True)
                 return Outcome.failure(WorkHorseDied("the work horse died before taking the job"))
+        # A job still running after SPARE_AFTER seconds is not a trivial one: fork the next
+        # horse meanwhile, so the next job does not wait for a fork. Trivial jobs are over
+        # before that, and forking beside them would only compete with them for the CPU.
+        spare_at = time.monotonic() + SPARE_AFTER if self._spare is None else math.inf
         outcome = None
         while outcome is None:
             if self._stop_requests > 1:
                 return horse.kill(WorkerStopped("the worker was stopped by force mid-job"))
             self._tick(quiet=True)
-            outcome = horse.wait(self._until_heartbeat(), self._wakeup_read)
+            if time.monotonic() >= spare_at:
+                spare_at = math.inf
+                if self._stop_requests == 0:
+                    self._spare = self._fork_horse()
+            wait = min(self._until_heartbeat(), max(0.0, spare_at - time.monotonic()))
+            outcome = horse.wait(wait, self._wakeup_read)
         if horse.pid:
             self._exiting.append(horse)  # it reported and is exiting: reaped later
         return outcome

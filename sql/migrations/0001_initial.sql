@@ -89,7 +89,10 @@ CREATE INDEX pq_job_started ON pq_job (worker) WHERE status = 'started';
 CREATE INDEX pq_job_started_queue ON pq_job (queue) WHERE status = 'started';
 CREATE INDEX pq_job_expires ON pq_job (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX pq_job_depends_on ON pq_job (depends_on) WHERE depends_on IS NOT NULL;
-CREATE INDEX pq_job_queue_status ON pq_job (queue, status);
+-- Failed jobs are kept until requeued or deleted: what the failed queue's count reads.
+-- (No general (queue, status) index: the planner preferred it to pq_job_queued for claims
+-- on stale statistics, then sorted every queued row; a measured 50 ms claim of 100 jobs.)
+CREATE INDEX pq_job_failed ON pq_job (queue) WHERE status = 'failed';
 
 CREATE TABLE pq_worker (
     name            text PRIMARY KEY CHECK (name <> ''),
