@@ -274,3 +274,13 @@ def worker_count(cursor: Any) -> int:
     """Return how many workers are registered."""
     cursor.execute("SELECT count(*) FROM pq_worker")
     return int(cursor.fetchone()[0])
+
+
+def server_settings(cursor: Any, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """Return the server's version and the current values of settings ``names``."""
+    cursor.execute("SHOW server_version")
+    version = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", [list(names)]
+    )
+    return version, dict(cursor.fetchall())

@@ -1,0 +1,637 @@
+"""Measure worker throughput for ``manage.py pqbenchmark`` and ``bench/``: django-pq against RQ.
+
+The protocol is the same for both backends: empty the queue ``pqbenchmark``, fork the
+workers and wait until they are all registered, then start the clock, enqueue
+``pq.utils.do_nothing(sleep_ms)`` jobs with ``result_ttl=0`` in bulk chunks while the workers
+consume them, and stop the clock when no job of the queue is left (waiting, or started).
+Workers are forked from this process; in them the ``pq``, ``rq.worker`` and ``rq.job``
+loggers are set to WARNING so that per-job log lines do not dominate what is measured.
+Workers are stopped with SIGTERM (a warm stop), killed only if they do not stop in time,
+and always reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import inspect
+import logging
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pq import sql
+
+QUEUE = "pqbenchmark"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+LOG_NOTE = "workers log at WARNING ('pq', 'rq.worker', 'rq.job'): no per-job log lines"
+PG_SETTINGS = (
+    "shared_buffers",
+    "synchronous_commit",
+    "fsync",
+    "full_page_writes",
+    "max_connections",
+    "wal_level",
+    "autovacuum",
+)
+
+Progress = Callable[[int, int, float], None]
+"""``progress(done, total, seconds)``: called about once a second while a run goes on."""
+
+
+@dataclass
+class Result:
+    """One measured run: ``jobs`` done by ``workers`` workers in ``seconds``."""
+
+    backend: str  # "pq" or "rq"
+    mode: str  # "fork" (a process per job) or "simple" (jobs run in the worker process)
+    workers: int
+    sleep_ms: float
+    jobs: int
+    seconds: float
+    jobs_per_second: float
+    batch: int = 1
+    enqueue_seconds: float = 0.0  # from the first enqueue to the last
+    startup_seconds: float = 0.0  # forking the workers until all were registered
+    failed: int = 0  # jobs that failed (they should not: the run is then suspect)
+
+    @property
+    def label(self) -> str:
+        """The backend and mode as the tables show them: ``pq simple batch=100``, ``rq Worker``."""
+        if self.backend == "rq":
+            return "rq SimpleWorker" if self.mode == "simple" else "rq Worker"
+        return f"pq {self.mode}" + (f" batch={self.batch}" if self.batch != 1 else "")
+
+    @property
+    def ideal_jobs_per_second(self) -> float | None:
+        """What the workers could do if only the job's sleep took time (None at sleep 0)."""
+        return self.workers * 1000 / self.sleep_ms if self.sleep_ms else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "label": self.label}
+
+    def summary(self) -> str:
+        line = (
+            f"{self.label}, {self.workers} worker(s), sleep {self.sleep_ms:g} ms: "
+            f"{self.jobs} jobs in {self.seconds:.2f} s = {self.jobs_per_second:,.1f} jobs/s"
+        )
+        ideal = self.ideal_jobs_per_second
+        if ideal:
+            line += f" ({100 * self.jobs_per_second / ideal:.0f}% of the ideal {ideal:g})"
+        if self.failed:
+            line += f"; {self.failed} job(s) FAILED"
+        return line
+
+
+# Environment
+
+
+def environment(alias: str = "default", redis_url: str | None = None) -> dict[str, Any]:
+    """Describe what the figures were measured on: machine, versions, database settings.
+
+    Reads PostgreSQL's version and settings on connection ``alias``, and Redis's version and
+    persistence settings when ``redis_url`` is given (an unreachable Redis is reported, not
+    raised).
+    """
+    env: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gib": _ram_gib(),
+        "loadavg": os.getloadavg(),
+        "python": platform.python_version(),
+        "django": _version("Django"),
+        "psycopg2": _version("psycopg2"),
+        "rq": _version("rq"),
+        "redis_py": _version("redis"),
+        "postgresql": _postgres_environment(alias),
+    }
+    if redis_url is not None:
+        env["redis"] = _redis_environment(redis_url)
+    return env
+
+
+def format_environment(env: dict[str, Any]) -> str:
+    """Return ``env`` (see :func:`environment`) as a few lines of text."""
+    lines = [
+        f"machine:    {env['platform']}; {env['cpu']}; {env['cores']} cores; "
+        f"{env['ram_gib']:.1f} GiB RAM; load average "
+        f"{' '.join(f'{load:.2f}' for load in env['loadavg'])}",
+        f"python:     {env['python']}; Django {env['django']}; psycopg2 {env['psycopg2']}; "
+        f"rq {env['rq'] or '(not installed)'}; redis-py {env['redis_py'] or '(not installed)'}",
+    ]
+    pg = env.get("postgresql")
+    if pg:
+        settings = " ".join(f"{name}={value}" for name, value in pg["settings"].items())
+        lines.append(f"postgresql: {pg['server_version']} at {pg['where']}; {settings}")
+    redis = env.get("redis")
+    if redis:
+        if "error" in redis:
+            lines.append(f"redis:      unreachable at {redis['url']} ({redis['error']})")
+        else:
+            lines.append(
+                f"redis:      {redis['version']} at {redis['url']}; "
+                f"appendonly={redis['appendonly']} save={redis['save']!r}"
+            )
+    return "\n".join(lines)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def _ram_gib() -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo", encoding="utf-8") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024**2
+    return 0.0
+
+
+def _postgres_environment(alias: str) -> dict[str, Any]:
+    from django.db import connections
+
+    connection = connections[alias]
+    params = connection.get_connection_params()
+    with connection.cursor() as cursor:
+        version, settings = sql.server_settings(cursor, PG_SETTINGS)
+    where = f"{params.get('host') or 'local socket'}:{params.get('port') or 5432}"
+    return {"server_version": version, "where": where, "settings": settings}
+
+
+def _redis_environment(url: str) -> dict[str, Any]:
+    try:
+        client = redis_client(url)
+        version = client.info("server")["redis_version"]
+        config: dict[str, Any] = {}
+        for name in ("appendonly", "save"):
+            try:
+                config.update(client.config_get(name))
+            except Exception:  # CONFIG may be disabled (managed Redis)
+                config[name] = "?"
+    except Exception as exc:
+        return {"url": url, "error": str(exc)}
+    return {
+        "url": url,
+        "version": version,
+        "appendonly": config.get("appendonly"),
+        "save": config.get("save"),
+    }
+
+
+# django-pq
+
+
+def pq_worker_options(fork: bool = True, batch: int = 1) -> dict[str, Any]:
+    """Return the Worker keyword arguments for a mode; raise ValueError if this pq lacks it."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    if fork and batch != 1:
+        raise ValueError("batch works only with non-forking workers (fork=False)")
+    options: dict[str, Any] = {}
+    if not fork:
+        options["fork"] = False
+    if batch != 1:
+        options["batch"] = batch
+    from pq.worker import Worker
+
+    known = inspect.signature(Worker).parameters
+    missing = [name for name in options if name not in known]
+    if missing:
+        raise ValueError(
+            f"this django-pq's Worker has no {', '.join(missing)} option: "
+            "non-forking (simple) and batch workers are not available"
+        )
+    return options
+
+
+def run_pq(
+    num_jobs: int,
+    workers: int,
+    sleep_ms: float = 0,
+    *,
+    fork: bool = True,
+    batch: int = 1,
+    alias: str = "default",
+    progress: Progress | None = None,
+    chunk: int = 1000,
+    poll_interval: float = 0.02,
+) -> Result:
+    """Run django-pq workers over ``num_jobs`` ``do_nothing(sleep_ms)`` jobs; return the rate.
+
+    ``fork``/``batch`` choose the worker mode (``Worker(fork=..., batch=...)``). Jobs are
+    enqueued ``chunk`` at a time in one transaction (``Queue.enqueue_many`` when it exists).
+    Raises ValueError for a mode this django-pq lacks and RuntimeError if a worker dies or
+    the workers stop making progress.
+    """
+    from pq.models import Job
+    from pq.queue import Queue
+
+    _check_counts(num_jobs, workers)
+    pq_worker_options(fork, batch)  # a mode this django-pq lacks fails before anything runs
+    queue = Queue(QUEUE, connection=alias)
+    jobs = Job.objects.using(alias)
+    queue.empty()
+    jobs.filter(origin=QUEUE).delete()  # started, finished or failed rows of an earlier run
+
+    def enqueue(count: int) -> None:
+        enqueue_jobs(queue, count, sleep_ms)
+
+    def remaining() -> int:
+        return jobs.filter(queue=QUEUE).count()
+
+    with pq_workers(workers, fork=fork, batch=batch, alias=alias) as running:
+        seconds, enqueue_seconds = _measure(
+            num_jobs, enqueue, remaining, running, chunk, poll_interval, progress, sleep_ms
+        )
+    failed = jobs.filter(origin=QUEUE, status="failed").count()
+    jobs.filter(origin=QUEUE).delete()
+    return Result(
+        backend="pq",
+        mode="fork" if fork else "simple",
+        workers=workers,
+        sleep_ms=sleep_ms,
+        jobs=num_jobs,
+        seconds=seconds,
+        jobs_per_second=num_jobs / seconds,
+        batch=batch,
+        enqueue_seconds=enqueue_seconds,
+        startup_seconds=running.startup_seconds,
+        failed=failed,
+    )
+
+
+def enqueue_jobs(queue: Any, count: int, sleep_ms: float = 0) -> None:
+    """Enqueue ``count`` ``do_nothing(sleep_ms)`` jobs with ``result_ttl=0`` on a pq Queue.
+
+    One ``Queue.enqueue_many`` call when this django-pq has it, else ``enqueue_call`` in one
+    transaction.
+    """
+    from django.db import transaction
+
+    from pq.utils import do_nothing
+
+    if hasattr(queue, "enqueue_many"):
+        queue.enqueue_many([(do_nothing, (sleep_ms,))] * count, result_ttl=0)
+        return
+    with transaction.atomic(using=queue.connection):
+        for _ in range(count):
+            queue.enqueue_call(do_nothing, args=(sleep_ms,), result_ttl=0)
+
+
+# RQ
+
+
+def require_rq() -> None:
+    """Raise RuntimeError, saying what to install, unless rq and redis can be imported."""
+    try:
+        import redis  # noqa: F401
+        import rq  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the RQ benchmark needs the rq and redis packages ({exc}): "
+            "pip install rq redis (or pip install 'django-pq[bench]')"
+        ) from exc
+
+
+def redis_client(url: str = DEFAULT_REDIS_URL) -> Any:
+    """Return a Redis client for ``url`` after checking Redis answers.
+
+    Raises RuntimeError when rq/redis are not installed or Redis is unreachable.
+    """
+    require_rq()
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        raise RuntimeError(
+            f"cannot reach Redis at {url} ({exc}): start redis-server "
+            "(apt-get install -y redis-server) or pass another --redis-url"
+        ) from exc
+    return client
+
+
+def run_rq(
+    num_jobs: int,
+    workers: int,
+    sleep_ms: float = 0,
+    *,
+    simple: bool = False,
+    redis_url: str = DEFAULT_REDIS_URL,
+    progress: Progress | None = None,
+    chunk: int = 1000,
+    poll_interval: float = 0.02,
+) -> Result:
+    """Run RQ workers (``rq.Worker``, or ``rq.SimpleWorker`` when ``simple``) as :func:`run_pq`.
+
+    Jobs are enqueued ``chunk`` at a time with ``Queue.enqueue_many`` (one pipeline); the
+    clock stops when the queue and its StartedJobRegistry are both empty.
+    """
+    client = redis_client(redis_url)
+    import rq
+
+    from pq.utils import do_nothing
+
+    _check_counts(num_jobs, workers)
+    queue = rq.Queue(QUEUE, connection=client)
+    _rq_clear(queue)
+    started = queue.started_job_registry
+
+    def enqueue(count: int) -> None:
+        data = [rq.Queue.prepare_data(do_nothing, (sleep_ms,), result_ttl=0)] * count
+        queue.enqueue_many(data)
+
+    def remaining() -> int:
+        return queue.count + started.get_job_count(cleanup=False)
+
+    with rq_workers(workers, simple=simple, redis_url=redis_url) as running:
+        seconds, enqueue_seconds = _measure(
+            num_jobs, enqueue, remaining, running, chunk, poll_interval, progress, sleep_ms
+        )
+    failed = queue.failed_job_registry.get_job_count(cleanup=False)
+    _rq_clear(queue)
+    return Result(
+        backend="rq",
+        mode="simple" if simple else "fork",
+        workers=workers,
+        sleep_ms=sleep_ms,
+        jobs=num_jobs,
+        seconds=seconds,
+        jobs_per_second=num_jobs / seconds,
+        enqueue_seconds=enqueue_seconds,
+        startup_seconds=running.startup_seconds,
+        failed=failed,
+    )
+
+
+def _rq_clear(queue: Any) -> None:
+    """Empty an RQ queue and its registries (left by an earlier, interrupted run)."""
+    queue.empty()
+    registries = (queue.started_job_registry, queue.failed_job_registry)
+    queue.connection.delete(*(registry.key for registry in registries))
+    finished = getattr(queue, "finished_job_registry", None)
+    if finished is not None:
+        queue.connection.delete(finished.key)
+
+
+# The shared protocol
+
+
+def _check_counts(num_jobs: int, workers: int) -> None:
+    if num_jobs < 1:
+        raise ValueError(f"num_jobs must be at least 1, got {num_jobs}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+
+
+@dataclass
+class Workers:
+    """Forked worker processes: their pids and how long they took to register."""
+
+    pids: list[int]
+    startup_seconds: float = 0.0
+
+    def check_alive(self) -> None:
+        """Raise RuntimeError if a worker process has ended (and reap it)."""
+        for pid in list(self.pids):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                self.pids.remove(pid)
+                raise RuntimeError(
+                    f"worker process {pid} ended early (exit code "
+                    f"{os.waitstatus_to_exitcode(status)}); see its traceback above"
+                )
+
+    def wait_registered(self, registered: Callable[[], int]) -> None:
+        """Wait until ``registered()`` counts all the workers; record how long it took."""
+        start = time.perf_counter()
+        limit = 30 + len(self.pids)
+        while registered() < len(self.pids):
+            self.check_alive()
+            if time.perf_counter() - start > limit:
+                raise RuntimeError(f"{len(self.pids)} worker(s) did not register within {limit} s")
+            time.sleep(0.01)
+        self.startup_seconds = time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def pq_workers(
+    count: int,
+    *,
+    fork: bool = True,
+    batch: int = 1,
+    alias: str = "default",
+    queue: str = QUEUE,
+) -> Iterator[Workers]:
+    """Fork ``count`` django-pq workers on ``queue``; yield once all are registered.
+
+    Each child runs ``Worker([queue], fork=fork, batch=batch).work()``; on exit they are
+    stopped with SIGTERM (killed if they do not stop within 15 s) and reaped. Django's
+    connections are closed first: no connection crosses ``fork()``.
+    """
+    from django.db import connections
+
+    from pq.models import WorkerStore
+
+    options = pq_worker_options(fork, batch)
+    prefix = f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
+
+    def work(index: int) -> None:
+        from pq.worker import Worker
+
+        Worker([queue], name=f"{prefix}.{index}", connection=alias, **options).work()
+
+    def registered() -> int:
+        return WorkerStore.objects.using(alias).filter(name__startswith=prefix).count()
+
+    connections.close_all()
+    with _forked(count, work) as running:
+        running.wait_registered(registered)
+        yield running
+
+
+@contextlib.contextmanager
+def rq_workers(
+    count: int, *, simple: bool = False, redis_url: str = DEFAULT_REDIS_URL, queue: str = QUEUE
+) -> Iterator[Workers]:
+    """Fork ``count`` RQ workers (``rq.Worker``, or ``rq.SimpleWorker`` when ``simple``)."""
+    client = redis_client(redis_url)
+    import rq
+
+    worker_class = rq.SimpleWorker if simple else rq.Worker
+    prefix = f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
+
+    def work(index: int) -> None:
+        connection = redis_client(redis_url)
+        worker_queue = rq.Queue(queue, connection=connection)
+        worker = worker_class([worker_queue], connection=connection, name=f"{prefix}.{index}")
+        worker.work(logging_level="WARNING")
+
+    def registered() -> int:
+        workers = rq.Worker.all(queue=rq.Queue(queue, connection=client))
+        return sum(worker.name.startswith(prefix) for worker in workers)
+
+    try:
+        with _forked(count, work) as running:
+            running.wait_registered(registered)
+            yield running
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def _forked(count: int, target: Callable[[int], None]) -> Iterator[Workers]:
+    """Fork ``count`` children running ``target(index)``; stop and reap them on exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    running = Workers([])
+    try:
+        for index in range(count):
+            pid = os.fork()
+            if pid == 0:
+                _child(target, index)
+            running.pids.append(pid)
+        yield running
+    finally:
+        stop_processes(running.pids)
+
+
+def _child(target: Callable[[int], None], index: int) -> None:
+    """Run ``target(index)`` in a forked child and leave with ``os._exit`` whatever happens."""
+    code = 1
+    try:
+        _die_with_parent()
+        for name in ("pq", "rq.worker", "rq.job"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        target(index)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Get SIGTERM if the benchmarking process dies (Linux), so no worker is left behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def stop_processes(pids: list[int], timeout: float = 15.0) -> dict[int, int]:
+    """SIGTERM ``pids``, wait up to ``timeout`` s, SIGKILL the rest; reap all.
+
+    Returns each pid's wait status.
+    """
+    statuses: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left:
+        for pid in list(left):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                statuses[pid] = status
+                left.remove(pid)
+        if not left:
+            break
+        if time.monotonic() >= deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    statuses[pid] = os.waitpid(pid, 0)[1]
+            break
+        time.sleep(0.02)
+    return statuses
+
+
+@dataclass
+class _Clock:
+    """Call ``progress`` at most once a second."""
+
+    total: int
+    progress: Progress | None
+    start: float = field(default_factory=time.perf_counter)
+    next_report: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.next_report = self.start + 1.0
+
+    def due(self) -> bool:
+        return self.progress is not None and time.perf_counter() >= self.next_report
+
+    def report(self, done: int) -> None:
+        now = time.perf_counter()
+        self.next_report = now + 1.0
+        assert self.progress is not None
+        self.progress(done, self.total, now - self.start)
+
+
+def _measure(
+    num_jobs: int,
+    enqueue: Callable[[int], None],
+    remaining: Callable[[], int],
+    running: Workers,
+    chunk: int,
+    poll_interval: float,
+    progress: Progress | None,
+    sleep_ms: float,
+) -> tuple[float, float]:
+    """Enqueue in chunks, then poll until nothing is left; return (seconds, enqueue seconds)."""
+    clock = _Clock(num_jobs, progress)
+    enqueued = 0
+    while enqueued < num_jobs:
+        count = min(chunk, num_jobs - enqueued)
+        enqueue(count)
+        enqueued += count
+        if clock.due():
+            clock.report(enqueued - remaining())
+    enqueue_seconds = time.perf_counter() - clock.start
+    stall_limit = 60 + 3 * sleep_ms / 1000
+    last_left, last_change = -1, time.perf_counter()
+    while True:
+        left = remaining()
+        now = time.perf_counter()
+        if left == 0:
+            seconds = now - clock.start
+            if progress is not None:
+                progress(num_jobs, num_jobs, seconds)
+            return seconds, enqueue_seconds
+        if left != last_left:
+            last_left, last_change = left, now
+        elif now - last_change > stall_limit:
+            raise RuntimeError(
+                f"no progress for {stall_limit:.0f} s with {left} of {num_jobs} jobs left"
+            )
+        running.check_alive()
+        if clock.due():
+            clock.report(num_jobs - left)
+        time.sleep(poll_interval)
