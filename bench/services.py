@@ -10,9 +10,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-import django
-from django.conf import settings
-
 REDIS_MISSING = (
     "redis-server was not found on PATH: install it (apt-get install -y redis-server), "
     "or run with --no-rq to measure django-pq alone"
@@ -78,20 +75,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 def configure_django(dsn: str) -> None:
     """Configure Django standalone on ``dsn`` (pq's apps, pq logging at WARNING) and migrate."""
-    from pq.testing import dsn_to_django
+    from pq.testing import configure_django as configure
 
-    settings.configure(
-        DATABASES={"default": dsn_to_django(dsn)},
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "pq"],
-        USE_TZ=True,
-        LOGGING={
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"console": {"class": "logging.StreamHandler"}},
-            "loggers": {"pq": {"handlers": ["console"], "level": "WARNING", "propagate": False}},
-        },
-    )
-    django.setup()
+    configure(dsn, log_level="WARNING")
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

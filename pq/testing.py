@@ -89,6 +89,29 @@ def dsn_to_django(dsn: str) -> dict[str, Any]:
     return entry
 
 
+def configure_django(dsn: str, log_level: str = "INFO") -> None:
+    """Configure Django standalone on ``dsn`` with pq installed and its logger at ``log_level``.
+
+    For scripts without a project (the demo, the benchmarks); call before importing models.
+    """
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DATABASES={"default": dsn_to_django(dsn)},
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "pq"],
+        USE_TZ=True,
+        LOGGING={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"standard": {"format": "[%(levelname)s] %(name)s: %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "standard"}},
+            "loggers": {"pq": {"handlers": ["console"], "level": log_level, "propagate": False}},
+        },
+    )
+    django.setup()
+
+
 class TemporaryPostgres:
     """Run a private PostgreSQL cluster until ``stop()`` or the end of a ``with``.
 

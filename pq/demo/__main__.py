@@ -12,9 +12,9 @@ import os
 import sys
 from collections.abc import Iterator
 
-import django
 import psycopg2
-from django.conf import settings
+
+from pq.testing import configure_django
 
 
 @contextlib.contextmanager
@@ -32,27 +32,9 @@ def database() -> Iterator[str]:
         yield cluster.dsn
 
 
-def configure(dsn: str) -> None:
-    from pq.testing import dsn_to_django
-
-    settings.configure(
-        DATABASES={"default": dsn_to_django(dsn)},
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "pq"],
-        USE_TZ=True,
-        LOGGING={
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"standard": {"format": "[%(levelname)s] %(name)s: %(message)s"}},
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "standard"}},
-            "loggers": {"pq": {"handlers": ["console"], "level": "INFO", "propagate": False}},
-        },
-    )
-    django.setup()
-
-
 def main() -> int:
     with database() as dsn:
-        configure(dsn)
+        configure_django(dsn)
         from django.core.management import call_command
 
         from pq import Queue, Worker
