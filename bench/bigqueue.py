@@ -37,11 +37,6 @@ Sizes = tuple[int, int, int]  # pq_job's total, heap (main fork) and indexes siz
 
 
 def run(ctx: Context) -> None:
-    try:
-        benchmark.pq_worker_options(fork=False, batch=BATCH)
-    except ValueError as exc:
-        ctx.note(f"big queue not measured: {exc}")
-        return
     from pq.queue import Queue
 
     big = 100_000 if ctx.quick else 1_000_000

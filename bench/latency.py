@@ -26,12 +26,7 @@ POLL = 0.002
 def run(ctx: Context) -> None:
     jobs = 100 if ctx.quick else 1000
     _measure(ctx, "pq fork", jobs, lambda: _pq(jobs, fork=True))
-    try:
-        benchmark.pq_worker_options(fork=False)
-    except ValueError as exc:
-        ctx.note(f"pq simple latency not measured: {exc}")
-    else:
-        _measure(ctx, "pq simple", jobs, lambda: _pq(jobs, fork=False))
+    _measure(ctx, "pq simple", jobs, lambda: _pq(jobs, fork=False))
     if ctx.redis_url is not None:
         url = ctx.redis_url
         _measure(ctx, "rq Worker", jobs, lambda: _rq(jobs, url))

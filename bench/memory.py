@@ -19,14 +19,7 @@ SAMPLE_EVERY = 0.1
 
 
 def run(ctx: Context) -> None:
-    try:
-        benchmark.pq_worker_options(fork=False, batch=100)
-    except ValueError as exc:
-        ctx.note(f"memory of a non-forking worker not measured: {exc}")
-    else:
-        _measure(
-            ctx, "pq simple batch=100", 10_000 if ctx.quick else 100_000, fork=False, batch=100
-        )
+    _measure(ctx, "pq simple batch=100", 10_000 if ctx.quick else 100_000, fork=False, batch=100)
     _measure(ctx, "pq fork", 500 if ctx.quick else 2_000, fork=True, batch=1)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import inspect
 import logging
 import os
 import platform
@@ -201,27 +200,11 @@ def _redis_environment(url: str) -> dict[str, Any]:
 # django-pq
 
 
-def pq_worker_options(fork: bool = True, batch: int = 1) -> dict[str, Any]:
-    """Return the Worker keyword arguments for a mode; raise ValueError if this pq lacks it."""
-    if batch < 1:
-        raise ValueError(f"batch must be at least 1, got {batch}")
-    if fork and batch != 1:
-        raise ValueError("batch works only with non-forking workers (fork=False)")
-    options: dict[str, Any] = {}
-    if not fork:
-        options["fork"] = False
-    if batch != 1:
-        options["batch"] = batch
+def check_worker_mode(fork: bool = True, batch: int = 1) -> None:
+    """Raise ValueError, as Worker would, for a fork/batch combination it refuses."""
     from pq.worker import Worker
 
-    known = inspect.signature(Worker).parameters
-    missing = [name for name in options if name not in known]
-    if missing:
-        raise ValueError(
-            f"this django-pq's Worker has no {', '.join(missing)} option: "
-            "non-forking (simple) and batch workers are not available"
-        )
-    return options
+    Worker([QUEUE], fork=fork, batch=batch)
 
 
 def run_pq(
@@ -247,7 +230,7 @@ def run_pq(
     from pq.queue import Queue
 
     _check_counts(num_jobs, workers)
-    pq_worker_options(fork, batch)  # a mode this django-pq lacks fails before anything runs
+    check_worker_mode(fork, batch)  # a bad mode fails before any worker is forked
     queue = Queue(QUEUE, connection=alias)
     jobs = Job.objects.using(alias)
     queue.empty()
@@ -454,7 +437,8 @@ def pq_workers(
 
     from pq.models import WorkerStore
 
-    options = pq_worker_options(fork, batch)
+    check_worker_mode(fork, batch)
+    options = {"fork": fork, "batch": batch}
     prefix = f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
 
     def work(index: int) -> None:

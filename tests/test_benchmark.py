@@ -60,8 +60,8 @@ def test_run_pq_reports_a_rate_and_leaves_nothing_behind(fork: bool, batch: int,
     assert children() == before
 
 
-def test_a_mode_this_pq_lacks_or_a_bad_count_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="batch works only with non-forking workers"):
+def test_a_mode_workers_refuse_or_a_bad_count_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="batch > 1 needs fork=False"):
         benchmark.run_pq(10, 1, fork=True, batch=10)
     with pytest.raises(ValueError, match="workers must be at least 1"):
         benchmark.run_pq(10, 0)
