@@ -27,10 +27,7 @@ def run(ctx: Context) -> None:
     _clear_pq()
     _timed(ctx, "pq q.enqueue (autocommit)", single, lambda: _pq_single(queue, single))
     _clear_pq()
-    if hasattr(queue, "enqueue_many"):
-        _timed(ctx, f"pq q.enqueue_many ({BULK}/call)", bulk, lambda: _pq_bulk(queue, bulk))
-    else:
-        ctx.note("pq q.enqueue_many not measured: this django-pq's Queue has no enqueue_many")
+    _timed(ctx, f"pq q.enqueue_many ({BULK}/call)", bulk, lambda: _pq_bulk(queue, bulk))
     _clear_pq()
     _timed(ctx, "pq SQL pq_enqueue (psycopg2)", single, lambda: _sql_single(ctx.dsn, single))
     _clear_pq()

@@ -222,7 +222,7 @@ def run_pq(
     """Run django-pq workers over ``num_jobs`` ``do_nothing(sleep_ms)`` jobs; return the rate.
 
     ``fork``/``batch`` choose the worker mode (``Worker(fork=..., batch=...)``). Jobs are
-    enqueued ``chunk`` at a time in one transaction (``Queue.enqueue_many`` when it exists).
+    enqueued ``chunk`` at a time with ``Queue.enqueue_many``.
     Raises ValueError for a mode this django-pq lacks and RuntimeError if a worker dies or
     the workers stop making progress.
     """
@@ -266,19 +266,11 @@ def run_pq(
 def enqueue_jobs(queue: Any, count: int, sleep_ms: float = 0) -> None:
     """Enqueue ``count`` ``do_nothing(sleep_ms)`` jobs with ``result_ttl=0`` on a pq Queue.
 
-    One ``Queue.enqueue_many`` call when this django-pq has it, else ``enqueue_call`` in one
-    transaction.
+    One ``Queue.enqueue_many`` call: one statement and one notification.
     """
-    from django.db import transaction
-
     from pq.utils import do_nothing
 
-    if hasattr(queue, "enqueue_many"):
-        queue.enqueue_many([(do_nothing, (sleep_ms,))] * count, result_ttl=0)
-        return
-    with transaction.atomic(using=queue.connection):
-        for _ in range(count):
-            queue.enqueue_call(do_nothing, args=(sleep_ms,), result_ttl=0)
+    queue.enqueue_many([(do_nothing, (sleep_ms,))] * count, result_ttl=0)
 
 
 # RQ

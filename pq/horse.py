@@ -77,9 +77,7 @@ def perform(
     ``func`` is the job's callable when the caller has resolved it already.
     """
     try:
-        if func is None:
-            func = job.get_callable()
-        result = func(*(job.args or []), **(job.kwargs or {}))
+        result = job.perform(func)
         encoded = to_json(result)
     except BaseException:
         exc_info = sys.exc_info()

@@ -175,9 +175,14 @@ class Job(models.Model):
             self.func, list(self.args or []), dict(self.kwargs or {}), self.get_instance()
         )
 
-    def perform(self) -> Any:
-        """Run the job in this process and return its result."""
-        return self.get_callable()(*(self.args or []), **(self.kwargs or {}))
+    def perform(self, func: Any = None) -> Any:
+        """Run the job in this process and return its result.
+
+        ``func`` is the job's callable when the caller has resolved it already.
+        """
+        if func is None:
+            func = self.get_callable()
+        return func(*(self.args or []), **(self.kwargs or {}))
 
 
 class WorkerStore(models.Model):

@@ -104,6 +104,7 @@ class Worker:
         self._running_inline = False
         self._exiting: list[Horse] = []
         self._spare: Horse | None = None  # forked while idle, so a job starts without a fork
+        self._queue_list: list[str] | None = None  # all queues' names, read on demand
         self._callables: dict[str, Any] = {}
         self.jobs_done = 0
 
@@ -408,7 +409,7 @@ class Worker:
     def _queues(self) -> list[str]:
         if not self.all_queues:
             return self.queue_names
-        if getattr(self, "_queue_list", None) is None:
+        if self._queue_list is None:
             cursor = self._cursor()
             cursor.execute("SELECT name FROM pq_queue WHERE name <> 'failed' ORDER BY name")
             self._queue_list = [name for (name,) in cursor.fetchall()]
