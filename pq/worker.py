@@ -19,7 +19,7 @@ import psycopg2.extensions
 from django.db import connections
 
 from pq import conf, sql
-from pq.exceptions import JobTimeoutException, WorkerStopped, WorkHorseDied
+from pq.exceptions import JobTimeoutException, WorkerStopped
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job
 from pq.queue import FAILED_QUEUE, Queue
@@ -204,15 +204,14 @@ class Worker:
 
     def _run_in_horse(self, job: Job, timeout: int) -> Outcome:
         self._exiting = [horse for horse in self._exiting if not horse.reap(block=False)]
-        self._preload(job)
+        func = self._preload(job)
         horse, self._spare = self._spare, None
-        if horse is None or not horse.dispatch(job, timeout):
-            if horse is not None:  # the spare died while idle
-                horse.reap(block=True)
-            horse = self._fork_horse()
-            if not horse.dispatch(job, timeout):
-                horse.reap(block=True)
-                return Outcome.failure(WorkHorseDied("the work horse died before taking the job"))
+        if horse is not None and not horse.dispatch(job, timeout):
+            horse.reap(block=True)  # the spare died while idle
+            horse = None
+        if horse is None:
+            connections.close_all()  # no connection may cross the fork
+            horse = Horse.start(job, timeout, self._exc_handlers, func)
         # A job still running after SPARE_AFTER seconds is not a trivial one: fork the next
         # horse meanwhile, so the next job does not wait for a fork. Trivial jobs are over
         # before that, and forking beside them would only compete with them for the CPU.
