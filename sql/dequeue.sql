@@ -12,9 +12,18 @@
 -- each other and never get the same job); for a serial queue, its pq_queue row
 -- (FOR UPDATE SKIP LOCKED: a serial queue being claimed by another worker is skipped).
 -- Notifies: nothing.
+-- Plans: generic, made once per session (plan_cache_mode below). With a custom plan per
+-- call, as PostgreSQL otherwise chooses here (LIMIT max_jobs makes the generic plan look
+-- dear), planning cost more than the claim itself (about 0.25 ms of 0.5 ms per call).
+-- The queued claim bounds the queue by a range (queue >= $1 AND queue <= $1) and orders by
+-- (queue, id): only pq_job_queued gives that order, so the planner can never walk the
+-- primary key instead, past every finished or started job with a lower id, which it does
+-- with "queue = $1 ORDER BY id" when most rows of the table look queued.
 CREATE FUNCTION pq_dequeue_many(queue_names text[], worker_name text, max_jobs integer)
 RETURNS SETOF pq_job
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     v_queue text;
     v_serial boolean;
@@ -60,8 +69,8 @@ BEGIN
                SET status = 'started', started_at = now(), worker = worker_name,
                    timeout = coalesce(j.timeout, v_timeout)
               FROM (SELECT r.id FROM pq_job r
-                     WHERE r.queue = v_queue AND r.status = 'queued'
-                     ORDER BY r.id
+                     WHERE r.queue >= v_queue AND r.queue <= v_queue AND r.status = 'queued'
+                     ORDER BY r.queue, r.id
                      LIMIT CASE WHEN v_serial THEN 1 ELSE v_left END
                        FOR UPDATE SKIP LOCKED) AS ready
              WHERE j.id = ready.id

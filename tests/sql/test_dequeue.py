@@ -9,6 +9,7 @@ from collections.abc import Callable
 from psycopg2.extensions import connection
 
 from tests.sql.helpers import (
+    FUNC,
     dequeue,
     enqueue,
     execute,
@@ -221,3 +222,30 @@ def test_a_job_whose_queue_row_is_gone_is_still_dequeued(raw_conn: connection) -
     job = dequeue(raw_conn, ["orphan"])
 
     assert job is not None and job["id"] == job_id
+
+
+def test_a_claim_does_not_walk_past_older_finished_jobs(raw_conn: connection) -> None:
+    # Kept results (result_ttl) leave finished rows with lower ids than every queued job.
+    # When most rows look queued, "queue = $1 ORDER BY id LIMIT 1" lets the planner walk
+    # the primary key past all of them; the claim must go through pq_job_queued instead.
+    # The transaction's own statistics count the index entries read, so no timing is
+    # involved: the old plan read the 5,000 finished rows' entries, the right one reads one.
+    execute(
+        raw_conn,
+        "INSERT INTO pq_job (queue, origin, status, func) "
+        "SELECT 'default', 'default', 'finished', %s FROM generate_series(1, 5000)",
+        (FUNC,),
+    )
+    execute(
+        raw_conn,
+        "SELECT pq_enqueue_many('default', array_fill(%s::text, ARRAY[20000]))",
+        (FUNC,),
+    )
+    execute(raw_conn, "ANALYZE pq_job")
+    pkey_reads = "SELECT pg_stat_get_xact_tuples_returned('pq_job_pkey'::regclass)"
+    execute(raw_conn, "BEGIN")
+    before = fetch_value(raw_conn, pkey_reads)
+    for _ in range(3):
+        assert dequeue(raw_conn, ["default"]) is not None
+    assert fetch_value(raw_conn, pkey_reads) - before < 50
+    execute(raw_conn, "COMMIT")
