@@ -203,7 +203,7 @@ class Horse:
         if self.job_pipe >= 0:
             os.close(self.job_pipe)
             self.job_pipe = -1
-        self.reap(block=True)
+        self.reap(wait=math.inf)
 
     def wait(self, seconds: float, wakeup_fd: int | None) -> Outcome | None:
         """Wait up to ``seconds`` for the horse; return its Outcome once it has ended, else None.
@@ -228,7 +228,7 @@ class Horse:
             self._read(blocking=True)
             if self.data.endswith(b"\n"):
                 # The report is complete and the horse only exits now: take the outcome
-                # without waiting for the exit (its teardown runs meanwhile; reap() later).
+                # without waiting for the exit; the caller reaps the horse (reap()).
                 return self._outcome()
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
@@ -265,11 +265,18 @@ class Horse:
             if blocking:
                 return
 
-    def reap(self, block: bool) -> bool:
-        """Collect the exit of a horse whose outcome was taken; return whether it has exited."""
+    def reap(self, wait: float = 0.0) -> bool:
+        """Collect the exit of a horse whose outcome was taken, waiting up to ``wait`` seconds
+        for it (``math.inf``: until it exits); return whether it has exited."""
         if self.pid == 0:
             return True
-        pid, _ = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        flags = os.WNOHANG
+        if wait > 0:
+            if self.pidfd is not None:
+                select.select([self.pidfd], [], [], None if math.isinf(wait) else wait)
+            elif math.isinf(wait):
+                flags = 0
+        pid, _ = os.waitpid(self.pid, flags)
         if pid == 0:
             return False
         self.pid = 0
