@@ -145,9 +145,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
 BEGIN
-    DELETE FROM pq_job j WHERE j.id IN (
+    DELETE FROM pq_job j WHERE j.id = ANY (ARRAY(  -- run once: see pq_dequeue_many
         SELECT e.id FROM pq_job e WHERE e.expires_at < now()
-         LIMIT 10000 FOR UPDATE SKIP LOCKED);
+         LIMIT 10000 FOR UPDATE SKIP LOCKED));
     GET DIAGNOSTICS v_count = ROW_COUNT;
     DELETE FROM pq_flow f WHERE f.expires_at < now();
     RETURN v_count;

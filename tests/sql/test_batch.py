@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import psycopg2
 import psycopg2.extras
 from psycopg2.extensions import connection
 
@@ -168,3 +170,42 @@ def test_release_puts_claimed_jobs_back_and_wakes_workers(
     assert {get_job(raw_conn, i)["status"] for i in ids} == {"queued"}
     assert {get_job(raw_conn, i)["worker"] for i in ids} == {None}
     assert notifications(listener, timeout=0.5) == [("pq_jobs", "default")]
+
+
+def test_concurrent_batch_claims_take_each_job_once_and_never_more_than_asked(
+    dsn: str, raw_conn: connection
+) -> None:
+    # Workers plan their claim once per session, usually while the queue is empty. A plan
+    # made on an empty table must still claim at most max_jobs jobs per call once thousands
+    # wait, and two workers must never get the same job.
+    execute(raw_conn, "VACUUM ANALYZE pq_job")
+    workers = {name: psycopg2.connect(dsn) for name in ("w1", "w2")}
+    claimed: dict[str, list[int]] = {name: [] for name in workers}
+    sizes: list[int] = []
+
+    def work(name: str) -> None:
+        while rows := claim(workers[name], ["bulk"], name, 50):
+            sizes.append(len(rows))
+            claimed[name].extend(row["id"] for row in rows)
+
+    try:
+        for name, conn in workers.items():
+            conn.autocommit = True
+            assert claim(conn, ["bulk"], name, 50) == []
+        ids = enqueue_many(raw_conn, "bulk", ["tests.jobs.add"] * 3000)
+        threads = [threading.Thread(target=work, args=(name,)) for name in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for conn in workers.values():
+            conn.close()
+    assert max(sizes) <= 50
+    assert sorted(claimed["w1"] + claimed["w2"]) == ids
+    for name, got in claimed.items():
+        assert fetch_value(
+            raw_conn,
+            "SELECT count(*) FROM pq_job WHERE status = 'started' AND worker = %s",
+            (name,),
+        ) == len(got)
