@@ -133,25 +133,16 @@ class Horse:
         A horse whose job pipe is closed without a job (:meth:`dismiss`, or the worker died)
         exits without running anything.
         """
-        read_end, write_end = os.pipe()
         job_read, job_write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the horse
-            os.close(read_end)
+
+        def run(report: int) -> None:
             os.close(job_write)
-            code = 1
-            try:
-                _become_horse()
-                payload = _read_all(job_read)
-                if payload:
-                    job = pickle.loads(payload)
-                    _write_all(write_end, perform(job, handlers).to_json())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
+            payload = _read_all(job_read)
+            if payload:
+                _write_all(report, perform(pickle.loads(payload), handlers).to_json())
+
+        pid, read_end, pidfd = _fork(run)
         os.close(job_read)
-        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
         return cls(pid, read_end, pidfd, job_write)
 
     @classmethod
@@ -168,20 +159,11 @@ class Horse:
         is pickled or sent, which makes this cheaper than :meth:`prefork` plus
         :meth:`dispatch` when no horse was forked ahead.
         """
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the horse
-            os.close(read_end)
-            code = 1
-            try:
-                _become_horse()
-                _write_all(write_end, perform(job, handlers, func).to_json())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-        horse = cls(pid, read_end, pidfd, -1)
+
+        def run(report: int) -> None:
+            _write_all(report, perform(job, handlers, func).to_json())
+
+        horse = cls(*_fork(run), job_pipe=-1)
         horse.deadline = time.monotonic() + timeout
         horse.timeout = timeout
         return horse
@@ -308,6 +290,27 @@ class Horse:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+
+def _fork(run: Callable[[int], None]) -> tuple[int, int, int | None]:
+    """Fork a horse that calls ``run(report_fd)`` and leaves with ``os._exit``.
+
+    Returns the horse's pid, the read end of its report pipe and a pidfd for it (None where
+    the platform has none).
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the horse
+        code = 1
+        try:
+            os.close(read_end)
+            _become_horse()
+            run(write_end)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return pid, read_end, os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
 
 
 def _become_horse() -> None:
