@@ -229,12 +229,14 @@ class Worker:
                     self._spare = self._fork_horse()
             wait = min(self._until_heartbeat(), max(0.0, spare_at - time.monotonic()))
             outcome = horse.wait(wait, self._wakeup_read)
-        # The horse reported and is exiting. After a trivial job, let it finish before going
-        # on: whatever memory the worker writes while the horse lives is copied first
-        # (copy-on-write), about 10% more CPU per job. After a longer job the worker has
-        # copied what it writes already, and waiting would only delay the next job.
+        # The horse reported and is exiting. After a trivial job, when every CPU is busy, let
+        # it finish before going on: whatever memory the worker writes while the horse lives
+        # is copied first (copy-on-write), about 10% more CPU per job. With a CPU free, the
+        # horse's exit runs there while the worker claims the next job (about 20% more jobs
+        # per second for a lone worker). After a longer job the worker has copied what it
+        # writes already, and waiting would only delay the next job.
         trivial = time.monotonic() - started < SPARE_AFTER
-        if not horse.reap(wait=REAP_WITHIN if trivial else 0.0):
+        if not horse.reap(wait=REAP_WITHIN if trivial and not _cpu_free() else 0.0):
             self._exiting.append(horse)
         return outcome
 
@@ -492,6 +494,19 @@ class Worker:
             logger.warning("Got %s again: killing the current job and stopping", name)
             if self._running_inline:
                 raise WorkerStopped("the worker was stopped by force mid-job")
+
+
+def _cpu_free() -> bool:
+    """Whether fewer tasks are runnable than this process may use CPUs (Linux); else False."""
+    try:
+        with open("/proc/loadavg", "rb") as loadavg:
+            runnable = int(loadavg.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return runnable <= _CPUS
+
+
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _raise_timeout(timeout: int) -> Any:
