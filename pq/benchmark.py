@@ -1,7 +1,8 @@
 """Measure worker throughput for ``manage.py pqbenchmark`` and ``bench/``: django-pq against RQ.
 
-The protocol is the same for both backends: empty the queue ``pqbenchmark``, fork the
-workers and wait until they are all registered, then start the clock, enqueue
+The protocol is the same for both backends: empty the queue ``pqbenchmark`` (for django-pq,
+then VACUUM its tables, as pgbench does before a run), fork the workers and wait until they
+are all registered, then start the clock, enqueue
 ``pq.utils.do_nothing(sleep_ms)`` jobs with ``result_ttl=0`` in bulk chunks while the workers
 consume them, and stop the clock when no job of the queue is left (waiting, or started).
 Workers are forked from this process; in them the ``pq``, ``rq.worker`` and ``rq.job``
@@ -226,6 +227,7 @@ def run_pq(
     Raises ValueError for a mode this django-pq lacks and RuntimeError if a worker dies or
     the workers stop making progress.
     """
+    from django.db import connections
     from django.db.models import Q
 
     from pq.models import Job
@@ -237,6 +239,10 @@ def run_pq(
     jobs = Job.objects.using(alias)
     queue.empty()
     jobs.filter(origin=QUEUE).delete()  # started, finished or failed rows of an earlier run
+    # As pgbench does before each run: the dead rows of earlier runs are cleaned up now,
+    # not by an autovacuum that happens to start while this run is timed.
+    with connections[alias].cursor() as cursor:
+        sql.vacuum(cursor)
 
     def enqueue(count: int) -> None:
         enqueue_jobs(queue, count, sleep_ms)

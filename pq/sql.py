@@ -284,3 +284,12 @@ def server_settings(cursor: Any, names: Sequence[str]) -> tuple[str, dict[str, s
         "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", [list(names)]
     )
     return version, dict(cursor.fetchall())
+
+
+def vacuum(cursor: Any) -> None:
+    """VACUUM (ANALYZE) django-pq's tables; the cursor must not be in a transaction block.
+
+    Only the tables' owner (or a superuser) vacuums them; PostgreSQL warns and skips them
+    for anyone else.
+    """
+    cursor.execute("VACUUM (ANALYZE) pq_job, pq_queue, pq_worker, pq_flow")

@@ -497,7 +497,8 @@ class Worker:
 
 
 def _cpu_free() -> bool:
-    """Whether fewer tasks are runnable than this process may use CPUs (Linux); else False."""
+    """Whether a CPU is free: no more tasks runnable, this one included, than this process
+    may use CPUs (Linux's /proc/loadavg; False where it cannot tell)."""
     try:
         with open("/proc/loadavg", "rb") as loadavg:
             runnable = int(loadavg.read().split()[3].split(b"/")[0])

@@ -12,10 +12,13 @@
 -- each other and never get the same job); for a serial queue, its pq_queue row
 -- (FOR UPDATE SKIP LOCKED: a serial queue being claimed by another worker is skipped).
 -- Notifies: nothing.
--- Plans: generic, made once per session (plan_cache_mode below). With a custom plan per
--- call, as PostgreSQL otherwise chooses here (LIMIT max_jobs makes the generic plan look
--- dear), planning cost more than the claim itself (about 0.25 ms of 0.5 ms per call).
--- So the statements are written to leave the planner no bad choice:
+-- Plans: the queue table swings between empty and full faster than its statistics follow:
+-- planned on statistics saying "empty", a claim scans and sorts the whole table, which
+-- becomes minutes per claim on a large queue. So sequential scans are off in here (SET
+-- below), and PostgreSQL plans each call afresh (as it chooses: LIMIT max_jobs makes a
+-- generic plan look dear), about 0.25 ms a call; a generic plan, made once per session by a
+-- worker starting on an empty queue, cut non-forking workers from 750 to 250 jobs/s.
+-- The statements are also written to leave the planner no bad choice:
 -- - The jobs to claim are picked by an ARRAY(...) subquery, which runs exactly once. Joined
 --   as UPDATE ... FROM (subquery), it may be rescanned once per row of an outer scan, each
 --   rescan locking the next jobs: the claim then takes far more than max_jobs jobs and its
@@ -28,7 +31,7 @@
 CREATE FUNCTION pq_dequeue_many(queue_names text[], worker_name text, max_jobs integer)
 RETURNS SETOF pq_job
 LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_queue text;

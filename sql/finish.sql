@@ -11,7 +11,9 @@
 CREATE FUNCTION pq_finish_many(job_ids bigint[], worker_name text, results jsonb[],
                                default_result_ttl integer DEFAULT 500)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off  -- never a scan of the whole table: see pq_dequeue_many
+AS $$
 DECLARE
     v_deleted integer;
     v_updated integer;

@@ -13,6 +13,7 @@ from tests.sql.helpers import (
     dequeue,
     enqueue,
     execute,
+    fetch_all,
     fetch_value,
     get_job,
     job_ids,
@@ -248,4 +249,30 @@ def test_a_claim_does_not_walk_past_older_finished_jobs(raw_conn: connection) ->
     for _ in range(3):
         assert dequeue(raw_conn, ["default"]) is not None
     assert fetch_value(raw_conn, pkey_reads) - before < 50
+    execute(raw_conn, "COMMIT")
+
+
+def test_claims_planned_on_an_empty_table_still_use_the_indexes(raw_conn: connection) -> None:
+    # Workers start on an empty queue, and statistics saying "empty" outlive the next burst
+    # of jobs: claims and finishes planned on them scanned the whole table. The
+    # transaction's own statistics count sequential scans of pq_job.
+    execute(raw_conn, "VACUUM ANALYZE pq_job")
+    assert dequeue(raw_conn, ["default"]) is None
+    execute(
+        raw_conn, "SELECT pq_enqueue_many('default', array_fill(%s::text, ARRAY[2000]))", (FUNC,)
+    )
+    seq_scans = "SELECT pg_stat_get_xact_numscans('pq_job'::regclass)"
+    execute(raw_conn, "BEGIN")
+    before = fetch_value(raw_conn, seq_scans)
+    done: list[int] = []
+    for _ in range(10):
+        rows = fetch_all(
+            raw_conn,
+            "SELECT id FROM pq_finish_dequeue(%s::bigint[], %s::jsonb[], 'w1', 0, "
+            "ARRAY['default'], 1)",
+            (done, [None] * len(done)),
+        )
+        assert len(rows) == 1
+        done = [rows[0][0]]
+    assert fetch_value(raw_conn, seq_scans) == before
     execute(raw_conn, "COMMIT")
