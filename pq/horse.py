@@ -295,9 +295,11 @@ class Horse:
 def _fork(run: Callable[[int], None]) -> tuple[int, int, int | None]:
     """Fork a horse that calls ``run(report_fd)`` and leaves with ``os._exit``.
 
-    Returns the horse's pid, the read end of its report pipe and a pidfd for it (None where
-    the platform has none).
+    Django's connections are closed first: no connection may cross the fork. Returns the
+    horse's pid, the read end of its report pipe and a pidfd for it (None where the platform
+    has none).
     """
+    connections.close_all()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the horse

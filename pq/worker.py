@@ -211,7 +211,6 @@ class Worker:
             horse.reap(wait=math.inf)  # the spare died while idle
             horse = None
         if horse is None:
-            connections.close_all()  # no connection may cross the fork
             horse = Horse.start(job, timeout, self._exc_handlers, func)
         # A job still running after SPARE_AFTER seconds is not a trivial one: fork the next
         # horse meanwhile, so the next job does not wait for a fork. Trivial jobs are over
@@ -226,7 +225,7 @@ class Worker:
             if time.monotonic() >= spare_at:
                 spare_at = math.inf
                 if self._stop_requests == 0:
-                    self._spare = self._fork_horse()
+                    self._spare = Horse.prefork(self._exc_handlers)
             wait = min(self._until_heartbeat(), max(0.0, spare_at - time.monotonic()))
             outcome = horse.wait(wait, self._wakeup_read)
         # The horse reported and is exiting. After a trivial job, when every CPU is busy, let
@@ -239,10 +238,6 @@ class Worker:
         if not horse.reap(wait=REAP_WITHIN if trivial and not _cpu_free() else 0.0):
             self._exiting.append(horse)
         return outcome
-
-    def _fork_horse(self) -> Horse:
-        connections.close_all()  # no connection may cross the fork
-        return Horse.prefork(self._exc_handlers)
 
     def _preload(self, job: Job) -> Any:
         """Import the job's function in the worker, so that every horse inherits it imported.
@@ -294,7 +289,7 @@ class Worker:
     def _wait_for_work(self) -> None:
         """Block until a notification for one of our queues, a signal, a due job or a poll."""
         if self.fork and self._spare is None:
-            self._spare = self._fork_horse()
+            self._spare = Horse.prefork(self._exc_handlers)
         conn = self._conn
         deadline = time.monotonic() + self.default_worker_ttl
         due = sql.next_due(self._cursor(), self._queues())
