@@ -25,7 +25,7 @@ def run(ctx: Context) -> None:
 
     queue = Queue(QUEUE)
     _clear_pq()
-    _timed(ctx, "pq q.enqueue (autocommit)", single, lambda: _pq_single(queue, single))
+    _timed(ctx, "pq q.enqueue (autocommit)", single, lambda: _single(queue, single))
     _clear_pq()
     _timed(ctx, f"pq q.enqueue_many ({BULK}/call)", bulk, lambda: _pq_bulk(queue, bulk))
     _clear_pq()
@@ -37,7 +37,7 @@ def run(ctx: Context) -> None:
 
         rq_queue = rq.Queue(QUEUE, connection=client)
         rq_queue.empty()
-        _timed(ctx, "rq q.enqueue", single, lambda: _rq_single(rq_queue, single))
+        _timed(ctx, "rq q.enqueue", single, lambda: _single(rq_queue, single))
         rq_queue.empty()
         _timed(ctx, f"rq q.enqueue_many ({BULK}/pipeline)", bulk, lambda: _rq_bulk(rq_queue, bulk))
         rq_queue.empty()
@@ -60,7 +60,8 @@ def _clear_pq() -> None:
     Job.objects.filter(origin=QUEUE).delete()
 
 
-def _pq_single(queue: Any, jobs: int) -> None:
+def _single(queue: Any, jobs: int) -> None:
+    """Enqueue ``jobs`` jobs one call each, on a pq or an RQ queue (the same call on both)."""
     for _ in range(jobs):
         queue.enqueue(do_nothing, 0)
 
@@ -83,11 +84,6 @@ def _sql_single(dsn: str, jobs: int) -> None:
                 cursor.fetchone()
     finally:
         conn.close()
-
-
-def _rq_single(queue: Any, jobs: int) -> None:
-    for _ in range(jobs):
-        queue.enqueue(do_nothing, 0)
 
 
 def _rq_bulk(queue: Any, jobs: int) -> None:
