@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
 
 from pq import benchmark
+from pq.management.options import database_alias
 
 
 class Command(BaseCommand):
@@ -46,12 +46,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        alias = options["connection"]
-        if alias not in connections.settings:
-            raise CommandError(
-                f"--connection {alias!r} is not in settings.DATABASES "
-                f"(known: {', '.join(sorted(connections.settings))})"
-            )
+        alias = database_alias(options)
         rq = options["backend"] == "rq"
         if rq and options["batch"] != 1:
             raise CommandError("--batch is a django-pq option; RQ's workers take one job a call")

@@ -10,6 +10,7 @@ from django.db import connections
 
 from pq import sql
 from pq.exceptions import WorkerNameTaken
+from pq.management.options import database_alias
 from pq.worker import Worker
 
 
@@ -47,12 +48,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        alias = options["connection"]
-        if alias not in connections.settings:
-            raise CommandError(
-                f"--connection {alias!r} is not in settings.DATABASES "
-                f"(known: {', '.join(sorted(connections.settings))})"
-            )
+        alias = database_alias(options)
         if options["terminate"]:
             self._terminate(alias)
             return
