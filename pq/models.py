@@ -7,8 +7,10 @@ functions (see :mod:`pq.sql`), never through model saves.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
@@ -127,6 +129,20 @@ class Job(models.Model):
         job._state.db = using
         return job
 
+    @classmethod
+    def enqueued(cls, values: dict[str, Any], using: str = "default") -> Job:
+        """Return the Job of a row just inserted, from ``values``: what the enqueuer passed
+        (``args`` and ``kwargs`` as :func:`pq.serialization.to_json` made them) and what the
+        database returned (:func:`pq.sql.enqueue_job`). Other columns get their defaults,
+        which are the table's.
+        """
+        names = _job_columns()
+        row = [values[name] if name in values else default() for name, default in names]
+        job = cls.from_db(using, [name for name, _ in names], row)
+        job.args = from_json(job.args)
+        job.kwargs = from_json(job.kwargs)
+        return job
+
     @property
     def func_name(self) -> str:
         """The dotted path (or, for an instance method, the method name) the job runs."""
@@ -183,6 +199,12 @@ class Job(models.Model):
         if func is None:
             func = self.get_callable()
         return func(*(self.args or []), **(self.kwargs or {}))
+
+
+@functools.cache
+def _job_columns() -> list[tuple[str, Callable[[], Any]]]:
+    """Job's columns in table order, each with the callable giving its default value."""
+    return [(field.attname, field.get_default) for field in Job._meta.concrete_fields]
 
 
 class WorkerStore(models.Model):

@@ -124,19 +124,30 @@ class Queue:
         task_kwargs = dict(kwargs or {})
         if not self.is_async:
             return self._run_inline(path, instance, task_args, task_kwargs, description)
+        given = {
+            "queue": self.name,
+            "origin": self.name,
+            "func": path,
+            "args": to_json(task_args),
+            "kwargs": to_json(task_kwargs),
+            "timeout": timeout if timeout is not None else self.timeout,
+            "result_ttl": result_ttl,
+            "description": description,
+            "instance": None if instance is None else pickle.dumps(instance),
+        }
         with connections[self.connection].cursor() as cursor:
             row = sql.enqueue_job(
                 cursor,
                 self.name,
                 path,
-                to_json(task_args),
-                to_json(task_kwargs),
-                timeout=timeout if timeout is not None else self.timeout,
+                given["args"],
+                given["kwargs"],
+                timeout=given["timeout"],
                 result_ttl=result_ttl,
                 description=description,
-                instance=None if instance is None else pickle.dumps(instance),
+                instance=given["instance"],
             )
-        return Job.from_row(row, using=self.connection)
+        return Job.enqueued({**given, **row}, using=self.connection)
 
     def enqueue_many(
         self,

@@ -66,10 +66,17 @@ def enqueue_job(
     scheduled_for: datetime | None = None,
     instance: bytes | None = None,
 ) -> Row:
-    """Enqueue a job with ``pq_enqueue_job`` (``pq_enqueue`` returning the row); return the row."""
+    """Enqueue a job with ``pq_enqueue_job``; return what the database chose for it.
+
+    The returned row holds ``id``, ``status`` (``queued`` or ``scheduled``), ``created_at``,
+    ``enqueued_at`` and ``scheduled_for``. The rest of the new row is what the caller passed
+    and the columns' defaults, so it is not sent back: decoding the whole row took about a
+    fifth of ``q.enqueue``'s time (see :meth:`pq.models.Job.enqueued`).
+    """
     with translate_errors():
         cursor.execute(
-            "SELECT * FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+            "SELECT id, status, created_at, enqueued_at, scheduled_for"
+            " FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
             [
                 queue,
                 func,

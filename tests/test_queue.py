@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connections, transaction
@@ -273,6 +275,40 @@ def test_enqueue_call_stores_args_kwargs_timeout_and_result_ttl(raw_conn: connec
     assert stored(raw_conn, "SELECT func, args, kwargs, timeout, result_ttl FROM pq_job") == [
         ("tests.jobs.say_hello", ["again"], {}, 60, -1)
     ]
+
+
+@pytest.mark.parametrize(
+    ("queue", "call"),
+    [
+        (Queue(), {"func": jobs.say_hello}),
+        (
+            Queue("timed", timeout=30),
+            {
+                "func": jobs.echo,
+                "args": ("a", (1, 2), {"k": [None, 1.5, True]}, datetime.date(2020, 1, 2)),
+                "kwargs": {"z": 1, "a": {"nested": "yes"}, "when": datetime.time(3, 4)},
+                "result_ttl": -1,
+                "description": "echo things",
+            },
+        ),
+        (Queue(), {"func": jobs.Calculator(2).calculate, "args": (4, 5), "timeout": 9}),
+        (Queue(), {"func": "tests.jobs.add", "args": [1, 2], "result_ttl": 0}),
+    ],
+)
+def test_enqueue_returns_the_job_as_stored(queue: Queue, call: dict[str, Any]) -> None:
+    """q.enqueue builds its Job from what it passed and what the database returned (not
+    the whole row): every field must still be what reading the row back gives."""
+    job = queue.enqueue_call(**call)
+    fetched = Job.fetch(job.pk)
+    for field in Job._meta.concrete_fields:
+        name = field.attname
+        built, read = getattr(job, name), getattr(fetched, name)
+        if isinstance(read, memoryview):  # bytea comes back as a memoryview
+            read = bytes(read)
+        assert built == read, name
+    assert job._state.adding is False
+    assert job._state.db == "default"
+    assert job.get_description() == fetched.get_description()
 
 
 def test_enqueue_call_with_kwargs_only() -> None:
