@@ -496,6 +496,19 @@ def test_count_and_is_empty() -> None:
     assert q.count == 1  # a started job is not waiting any more
 
 
+def test_count_unfinished_counts_waiting_and_started_jobs_of_the_queue() -> None:
+    q = Queue("polled")
+    fail_job(q.enqueue(jobs.say_hello))
+    for _ in range(3):
+        q.enqueue(jobs.say_hello)
+    Queue("elsewhere").enqueue(jobs.say_hello)
+    start_job("polled")
+    with connections["default"].cursor() as cursor:
+        assert sql.count_unfinished(cursor, "polled") == 3  # 2 queued and 1 started
+        sql.finish(cursor, start_job("polled"), "test-worker", None, 60)
+        assert sql.count_unfinished(cursor, "polled") == 2  # 1 queued and 1 started
+
+
 def test_empty_deletes_the_waiting_jobs_and_returns_how_many(raw_conn: connection) -> None:
     q = Queue("emptied")
     started = q.enqueue(jobs.say_hello)
