@@ -150,7 +150,8 @@ def _throughput_text(figures: Sequence[Figure], section: str) -> str:
     intro = (
         "Clock: from the first enqueue (workers already registered) until no job of the queue "
         "is left; do_nothing(sleep) jobs, result_ttl=0, enqueued 1000 per call while the "
-        "workers consume."
+        "workers consume. Forking figures are the median of 3 runs, pq and RQ taking turns "
+        "(1 run with --quick; results.csv lists the runs)."
     )
     return f"{title}\n{intro}\n{table(headers, rows)}\n"
 
@@ -161,7 +162,10 @@ def _enqueue_text(figures: Sequence[Figure]) -> str:
         for f in figures
         if f.section == "enqueue"
     ]
-    out = "Enqueue rate (no worker running; q.enqueue: one job per call and per transaction)\n"
+    out = (
+        "Enqueue rate (no worker running; q.enqueue: one job per call and per transaction;\n"
+        "one-job-per-call figures: the median of 5 rounds, taking turns, 1 with --quick)\n"
+    )
     out += table(["what", "jobs", "seconds", "jobs/s"], rows) + "\n"
     single = find(figures, "enqueue", "pq q.enqueue (autocommit)", "rate")
     rq_single = find(figures, "enqueue", "rq q.enqueue", "rate")
