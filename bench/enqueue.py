@@ -30,22 +30,23 @@ def run(ctx: Context) -> None:
     bulk = 10_000 if ctx.quick else 100_000
     from pq.queue import Queue
 
-    queue = Queue(QUEUE)
-    conn = psycopg2.connect(ctx.dsn)
-    conn.autocommit = True
-    singles: dict[str, Callable[[int], None]] = {
-        "pq q.enqueue (autocommit)": lambda jobs: _single(queue, jobs),
-        "pq SQL pq_enqueue (psycopg2)": lambda jobs: _sql_single(conn, jobs),
-    }
     rq_queue = None
     if ctx.redis_url is not None:
         import rq
 
         rq_queue = rq.Queue(QUEUE, connection=benchmark.redis_client(ctx.redis_url))
-        rq_queue.empty()
-        singles["rq q.enqueue"] = lambda jobs: _single(rq_queue, jobs)
-    _clear_pq()
+    queue = Queue(QUEUE)
+    conn = psycopg2.connect(ctx.dsn)
     try:
+        conn.autocommit = True
+        singles: dict[str, Callable[[int], None]] = {
+            "pq q.enqueue (autocommit)": lambda jobs: _single(queue, jobs),
+            "pq SQL pq_enqueue (psycopg2)": lambda jobs: _sql_single(conn, jobs),
+        }
+        if rq_queue is not None:
+            rq_queue.empty()
+            singles["rq q.enqueue"] = lambda jobs: _single(rq_queue, jobs)
+        _clear_pq()
         _in_turns(ctx, singles, single, 1 if ctx.quick else ROUNDS)
     finally:
         conn.close()
