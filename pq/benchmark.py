@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from pq import sql
@@ -55,7 +55,6 @@ class Result:
     sleep_ms: float
     jobs: int
     seconds: float
-    jobs_per_second: float
     batch: int = 1
     enqueue_seconds: float = 0.0  # from the first enqueue to the last
     startup_seconds: float = 0.0  # forking the workers until all were registered
@@ -69,12 +68,13 @@ class Result:
         return f"pq {self.mode}" + (f" batch={self.batch}" if self.batch != 1 else "")
 
     @property
+    def jobs_per_second(self) -> float:
+        return self.jobs / self.seconds
+
+    @property
     def ideal_jobs_per_second(self) -> float | None:
         """What the workers could do if only the job's sleep took time (None at sleep 0)."""
         return self.workers * 1000 / self.sleep_ms if self.sleep_ms else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "label": self.label}
 
     def summary(self) -> str:
         line = (
@@ -267,7 +267,6 @@ def run_pq(
         sleep_ms=sleep_ms,
         jobs=num_jobs,
         seconds=seconds,
-        jobs_per_second=num_jobs / seconds,
         batch=batch,
         enqueue_seconds=enqueue_seconds,
         startup_seconds=running.startup_seconds,
@@ -365,7 +364,6 @@ def run_rq(
         sleep_ms=sleep_ms,
         jobs=num_jobs,
         seconds=seconds,
-        jobs_per_second=num_jobs / seconds,
         enqueue_seconds=enqueue_seconds,
         startup_seconds=running.startup_seconds,
         failed=failed,
