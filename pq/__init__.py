@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.4.0"
-__all__ = ["Queue", "Worker", "get_failed_queue"]
+__all__ = ["Job", "JobStatus", "Queue", "Worker", "get_failed_queue"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +14,10 @@ def __getattr__(name: str) -> Any:
         from pq import queue
 
         return getattr(queue, name)
+    if name in ("Job", "JobStatus"):
+        from pq import models
+
+        return getattr(models, name)
     if name == "Worker":
         from pq.worker import Worker
 

@@ -304,3 +304,16 @@ def test_orm_writes_are_stored_like_enqueued_values(raw_conn: connection) -> Non
     [(result,)] = select(raw_conn, "SELECT result FROM pq_job")
     assert result["n"] == 1
     assert list(result["when"]) == [PICKLE_TAG]
+
+
+def test_job_is_importable_where_users_look_for_it() -> None:
+    import pq
+    import pq.job
+    from pq import Job as TopLevelJob
+    from pq import JobStatus as TopLevelStatus
+
+    assert TopLevelJob is Job and pq.job.Job is Job
+    assert TopLevelStatus is JobStatus and pq.job.JobStatus is JobStatus
+    assert {"Job", "JobStatus"} <= set(pq.__all__)
+    job = TopLevelJob.fetch(pq.Queue().enqueue("pq.utils.test_job").pk)
+    assert job.status == "queued"
