@@ -26,7 +26,7 @@ setup(
     package_dir={"pq._sqlfiles": "sql"},
     package_data={
         "pq": ["py.typed"],
-        "pq._sqlfiles": ["*.sql", "migrations/*.sql"],
+        "pq._sqlfiles": ["*.sql", "migrations/*.sql", "migrations/reverse/*.sql"],
     },
     zip_safe=False,
     install_requires=[

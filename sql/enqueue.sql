@@ -25,22 +25,34 @@ BEGIN
 END;
 $$;
 
--- pq_is_func_name(func): whether func is a dotted Python name ('myapp.tasks.send_mail').
+-- pq_is_func_name(func): whether func is a dotted path to a function, module and name
+-- ('myapp.tasks.send_mail', 'myapp.tasks.Mailer.send'): what a worker can import. A bare
+-- name ('send_mail') names no module, so no worker could import it.
 CREATE FUNCTION pq_is_func_name(func text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT func ~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$';
+    SELECT func ~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$';
 $$;
 
--- pq_check_call(caller, func, args, kwargs): raise PQ001, naming the caller, unless func is
--- a dotted Python name, args a JSON array and kwargs a JSON object.
-CREATE FUNCTION pq_check_call(caller text, func text, args jsonb, kwargs jsonb)
+-- pq_check_call(caller, func, args, kwargs, instance): raise PQ001, naming the caller,
+-- unless func names what a worker can run, args is a JSON array and kwargs a JSON object.
+-- func is a dotted path to a function ('myapp.tasks.send_mail'), or, when instance (a
+-- pickled object) is given, the name of one of its methods ('send').
+CREATE FUNCTION pq_check_call(caller text, func text, args jsonb, kwargs jsonb,
+                              instance bytea DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    IF NOT coalesce(pq_is_func_name(func), false) THEN
-        RAISE EXCEPTION '%: func % is not a dotted Python name', caller, coalesce(quote_literal(func), 'NULL')
-            USING ERRCODE = 'PQ001', HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail''.';
+    IF instance IS NULL AND NOT coalesce(pq_is_func_name(func), false) THEN
+        RAISE EXCEPTION '%: func % is not a dotted path to a function (module.function)',
+                caller, coalesce(quote_literal(func), 'NULL')
+            USING ERRCODE = 'PQ001',
+                  HINT = 'Name the function by its import path, e.g. ''myapp.tasks.send_mail'': a worker imports the module, then takes the function from it.';
+    END IF;
+    IF instance IS NOT NULL AND NOT coalesce(func ~ '^[A-Za-z_][A-Za-z0-9_]*$', false) THEN
+        RAISE EXCEPTION '%: func % is not a method name; with an instance, func names the method to call on it',
+                caller, coalesce(quote_literal(func), 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Pass the method''s name alone, e.g. ''send''.';
     END IF;
     IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
         RAISE EXCEPTION '%: args must be a JSON array, got %', caller, coalesce(jsonb_typeof(args), 'NULL')
@@ -55,8 +67,9 @@ $$;
 
 -- pq_enqueue(queue_name, func, args, kwargs, ...): add a job and return its id.
 -- pq_enqueue_job(...), same arguments: add a job and return its row.
--- func is a dotted path importable by the workers ('myapp.tasks.send_mail'); args a JSON
--- array and kwargs a JSON object of the arguments. The queue is created if it does not exist.
+-- func is a dotted path importable by the workers ('myapp.tasks.send_mail'), or with
+-- instance (a pickled object, as Python enqueues instance methods) a method name of it;
+-- args a JSON array and kwargs a JSON object of the arguments. The queue is created if it does not exist.
 -- A job with scheduled_for in the future gets status 'scheduled' and runs when it is due.
 -- Locks: none beyond the inserted row (a new queue row is inserted once).
 -- Notifies: channel pq_jobs with the queue name as payload, through the trigger on pq_job,
@@ -81,10 +94,11 @@ BEGIN
     -- One cheap test first; the checks that raise the detailed errors run only if it fails.
     IF NOT coalesce(length(queue_name) BETWEEN 1 AND 100 AND queue_name <> 'failed'
                     AND (timeout IS NULL OR timeout > 0) AND (result_ttl IS NULL OR result_ttl >= -1)
-                    AND pq_is_func_name(func) AND jsonb_typeof(args) = 'array'
-                    AND jsonb_typeof(kwargs) = 'object', false) THEN
+                    AND CASE WHEN instance IS NULL THEN pq_is_func_name(func)
+                             ELSE func ~ '^[A-Za-z_][A-Za-z0-9_]*$' END
+                    AND jsonb_typeof(args) = 'array' AND jsonb_typeof(kwargs) = 'object', false) THEN
         PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
-        PERFORM pq_check_call('pq_enqueue', func, args, kwargs);
+        PERFORM pq_check_call('pq_enqueue', func, args, kwargs, instance);
     END IF;
 
     PERFORM pq_ensure_queue(queue_name);

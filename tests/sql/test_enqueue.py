@@ -51,15 +51,55 @@ def test_enqueue_creates_a_missing_queue(raw_conn: connection) -> None:
 
 
 @pytest.mark.parametrize(
-    "func", ["", "not a name", "1module.func", "tests.jobs.", "tests..jobs", "os.system('x')"]
+    "func",
+    ["", "not a name", "1module.func", "tests.jobs.", "tests..jobs", "os.system('x')", "say_hello"],
 )
 def test_enqueue_rejects_a_func_that_is_not_a_dotted_name(raw_conn: connection, func: str) -> None:
-    with raises_pq("PQ001", r"^pq_enqueue: func '.*' is not a dotted Python name$"):
+    with raises_pq(
+        "PQ001", r"^pq_enqueue: func '.*' is not a dotted path to a function \(module.function\)$"
+    ):
         enqueue(raw_conn, "default", func)
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0
+
+
+def test_enqueue_many_applies_the_same_rule_to_each_func(raw_conn: connection) -> None:
+    with raises_pq(
+        "PQ001",
+        r"^pq_enqueue_many: job 2: func 'say_hello' is not a dotted path to a function"
+        r" \(module.function\)$",
+    ):
+        fetch_value(
+            raw_conn,
+            "SELECT count(*) FROM pq_enqueue_many('default', %s::text[])",
+            ([FUNC, "say_hello"],),
+        )
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0
+
+
+@pytest.mark.parametrize("func", ["calculate", "_private"])
+def test_with_an_instance_func_is_a_method_name(raw_conn: connection, func: str) -> None:
+    job_id = fetch_value(
+        raw_conn, "SELECT pq_enqueue('default', %s, instance => '\\x80'::bytea)", (func,)
+    )
+    assert get_job(raw_conn, job_id)["func"] == func
+
+
+@pytest.mark.parametrize("func", ["tests.jobs.Calculator.calculate", "", "not a name", None])
+def test_with_an_instance_a_dotted_or_bad_func_is_refused(raw_conn: connection, func: str) -> None:
+    with raises_pq(
+        "PQ001",
+        r"^pq_enqueue: func .* is not a method name; with an instance, func names the method"
+        r" to call on it$",
+    ):
+        fetch_value(
+            raw_conn, "SELECT pq_enqueue('default', %s, instance => '\\x80'::bytea)", (func,)
+        )
 
 
 def test_enqueue_rejects_a_null_func(raw_conn: connection) -> None:
-    with raises_pq("PQ001", r"^pq_enqueue: func NULL is not a dotted Python name$"):
+    with raises_pq(
+        "PQ001", r"^pq_enqueue: func NULL is not a dotted path to a function \(module.function\)$"
+    ):
         fetch_value(raw_conn, "SELECT pq_enqueue('default', NULL)")
 
 
@@ -124,7 +164,7 @@ def test_enqueue_on_the_failed_queue_is_refused(raw_conn: connection) -> None:
 
 
 def test_validation_errors_carry_a_hint(raw_conn: connection) -> None:
-    with raises_pq("PQ001", "not a dotted Python name") as info:
+    with raises_pq("PQ001", "not a dotted path to a function") as info:
         enqueue(raw_conn, "default", "bad name")
     assert "myapp.tasks.send_mail" in info.value.diag.message_hint
 

@@ -232,3 +232,29 @@ def test_uninstall_then_install_again(raw_conn: connection, fresh_dsn: str) -> N
     psql(fresh_dsn, "install.sql")
     assert_same_catalog(migrated, _catalog_of(fresh_dsn), "sql/install.sql after uninstall.sql")
     assert _queues_of(fresh_dsn) == SEEDED
+
+
+def run_pq_sql_reverse(path: Path) -> str | None:
+    """Return the ``reverse`` of the ``RunPQSQL(...)`` in a Django migration file, if any."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.keyword) and node.arg == "reverse":
+            assert isinstance(node.value, ast.Constant), path
+            return str(node.value.value)
+    return None
+
+
+def test_migrations_walk_forward_to_install_and_back_to_nothing(fresh_dsn: str) -> None:
+    names = sorted(p.stem for p in SQL_MIGRATIONS.glob("*.sql") if MIGRATION_NAME.match(p.stem))
+    assert names[0] == "0001_initial"
+    before: list[list[str]] = []
+    for name in names:
+        before.append(_catalog_of(fresh_dsn))
+        psql(fresh_dsn, f"migrations/{name}.sql")
+    migrated = _catalog_of(fresh_dsn)
+    for name, expected in reversed(list(zip(names, before, strict=True))):
+        reverse = run_pq_sql_reverse(DJANGO_MIGRATIONS / f"{name}.py")
+        assert reverse is not None, f"pq/migrations/{name}.py has no reverse"
+        psql(fresh_dsn, f"{reverse}.sql")
+        assert_same_catalog(expected, _catalog_of(fresh_dsn), f"reversing {name}")
+    psql(fresh_dsn, "install.sql")
+    assert_same_catalog(migrated, _catalog_of(fresh_dsn), "sql/install.sql after the migrations")
