@@ -25,10 +25,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
-    """Yield the DSN of a fresh throwaway cluster (pq.testing.TemporaryPostgres), then drop it."""
-    from pq.testing import TemporaryPostgres
+    """Yield the DSN of a fresh throwaway cluster (pq.testing.TemporaryPostgres), then drop it.
 
-    with TemporaryPostgres() as cluster:
+    The cluster runs with fsync, synchronous_commit and full_page_writes off
+    (``FAST_SETTINGS``), the settings every published benchmark figure was measured with.
+    """
+    from pq.testing import FAST_SETTINGS, TemporaryPostgres
+
+    with TemporaryPostgres(settings=FAST_SETTINGS) as cluster:
         yield cluster.dsn
 
 
