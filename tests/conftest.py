@@ -24,7 +24,7 @@ import pytest
 from psycopg2 import sql
 from psycopg2.extensions import connection, make_dsn, parse_dsn
 
-from pq.testing import TemporaryPostgres
+from pq.testing import PostgresUnavailable, TemporaryPostgres
 
 SERVER_ENV = "PQ_TEST_DSN"
 DATABASE_ENV = "PQ_TEST_DATABASE_DSN"
@@ -93,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Create the test database, configure Django on it and migrate."""
     if config.option.help:
         return
-    database = TestDatabase.create()
+    database = _create_database()
     config.stash[DATABASE_KEY] = database
     try:
         os.environ[DATABASE_ENV] = database.dsn
@@ -106,6 +106,20 @@ def pytest_configure(config: pytest.Config) -> None:
         _close_django_connections()
         database.destroy()
         raise
+
+
+def _create_database() -> TestDatabase:
+    """Return the session's database; raise UsageError, one line, if there is no PostgreSQL.
+
+    A UsageError prints as ``ERROR: <message>`` without the INTERNALERROR traceback.
+    """
+    try:
+        return TestDatabase.create()
+    except PostgresUnavailable as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except psycopg2.OperationalError as exc:
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise pytest.UsageError(f"cannot use ${SERVER_ENV}: {lines[0]}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
