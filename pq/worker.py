@@ -16,9 +16,9 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from django.db import connections
 
 from pq import conf, sql
+from pq.connection import connect as connect_raw
 from pq.exceptions import JobTimeoutException, WorkerStopped
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job
@@ -366,9 +366,7 @@ class Worker:
     # Connection
 
     def _connect(self) -> None:
-        params = connections[self.connection].get_connection_params()
-        params.pop("cursor_factory", None)
-        conn = psycopg2.connect(**params)
+        conn = connect_raw(self.connection)
         try:
             conn.set_session(autocommit=True)
             self._conn = conn
