@@ -15,6 +15,7 @@ import inspect
 import math
 import pickle
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +66,10 @@ def callable_path(func: Callable[..., Any] | str) -> tuple[str, object | None]:
 
     ``func`` is a dotted path; ``instance`` is the object whose method ``func`` names when
     ``func`` is a bound instance method, else None. Raises ValueError for a callable that
-    another process cannot import: a lambda, a nested function, anything from ``__main__``.
+    another process cannot import: a lambda, a nested function, anything from ``__main__``
+    or an interactive shell, or a function its module no longer holds under its name. A
+    string must be a dotted path ``module.function``; whether it imports is the worker's
+    business (the enqueuer need not import what only workers run).
     """
     if isinstance(func, str):
         if not _DOTTED.match(func) or "." not in func:
@@ -76,27 +80,55 @@ def callable_path(func: Callable[..., Any] | str) -> tuple[str, object | None]:
         return func, None
     if inspect.ismethod(func) and not inspect.isclass(func.__self__):
         owner = func.__self__
-        module = type(owner).__module__
-        if module == "__main__":
+        cls = type(owner)
+        if cls.__module__ == "__main__":
             raise ValueError(
                 f"cannot enqueue {func.__qualname__}: its class is defined in __main__, which "
                 "workers cannot import; move the class into a module"
             )
-        _refuse_local(type(owner).__qualname__, func)
+        _refuse_local(cls.__qualname__, func)
+        _check_importable(cls.__module__, cls.__qualname__, f"{func.__qualname__}'s class")
         return func.__name__, owner
     qualname = getattr(func, "__qualname__", None)
-    module = getattr(func, "__module__", None)
-    if qualname is None or module is None:
+    if qualname is None or not hasattr(func, "__module__"):
         if callable(func) and not inspect.isroutine(func):
             return callable_path(func.__call__)  # a callable object: enqueue its __call__
         raise ValueError(f"cannot enqueue {func!r}: it is not a function or a dotted path")
     _refuse_local(qualname, func)
+    _check_importable(func.__module__, qualname, qualname)
+    return f"{func.__module__}.{qualname}", None
+
+
+def _check_importable(module: str | None, qualname: str, what: str) -> None:
+    """Raise ValueError unless ``module`` imports and holds something at ``qualname``.
+
+    That is how a worker finds a job's function. A function typed into an interactive shell
+    belongs to no module; one piped into ``manage.py shell`` claims the shell command's
+    module, which does not hold it: a worker could find neither. (What the module holds is
+    not compared with the function: a test may have patched it, and the worker runs
+    whatever the path names, as for a dotted path given as a string.)
+    """
+    if module is None:
+        raise ValueError(
+            f"cannot enqueue {what}: it was defined in an interactive shell and belongs to no "
+            "module, so workers cannot import it; define it in a module of your project "
+            "(e.g. myapp/tasks.py) and import it from there"
+        )
     if module == "__main__":
         raise ValueError(
-            f"cannot enqueue {qualname}: it is defined in __main__, which workers cannot "
+            f"cannot enqueue {what}: it is defined in __main__, which workers cannot "
             "import; move it into a module"
         )
-    return f"{module}.{qualname}", None
+    try:
+        found: Any = sys.modules.get(module) or importlib.import_module(module)
+        for attr in qualname.split("."):
+            found = getattr(found, attr)
+    except Exception:
+        raise ValueError(
+            f"cannot enqueue {what}: workers would import it as {module}.{qualname}, which "
+            "does not exist (was it defined in `manage.py shell`?); define it in a module of "
+            "your project and import it from there"
+        ) from None
 
 
 def _refuse_local(qualname: str, func: object) -> None:

@@ -452,6 +452,41 @@ def test_enqueue_refuses_functions_and_methods_from_main(tmp_path: Path) -> None
     assert Job.objects.count() == 0
 
 
+def test_a_function_piped_into_manage_py_shell_is_refused() -> None:
+    # `manage.py shell < script` runs the script in the shell command's module namespace, so
+    # its functions claim a module that does not hold them.
+    script = textwrap.dedent(
+        """
+        from pq import Queue
+
+        def piped():
+            return 1
+
+        try:
+            Queue().enqueue(piped)
+        except ValueError as exc:
+            print("ValueError:", exc)
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "shell", "--no-imports"],
+        input=script,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "ValueError: cannot enqueue piped: workers would import it as"
+        " django.core.management.commands.shell.piped, which does not exist (was it defined in"
+        " `manage.py shell`?); define it in a module of your project and import it from there"
+    ), done.stdout
+    assert Job.objects.count() == 0
+
+
 def test_enqueue_refuses_an_unpicklable_argument() -> None:
     with pytest.raises(ValueError, match="neither as JSON nor with pickle"):
         Queue().enqueue(jobs.echo, lambda: 1)

@@ -337,3 +337,29 @@ def test_import_error_inside_the_target_module_propagates(
     with pytest.raises(ImportError, match=error) as caught:
         import_callable(f"{broken_package}.{module}.func")
     assert "cannot import pq_broken_pkg" not in str(caught.value)
+
+
+def test_a_function_typed_into_an_interactive_shell_is_refused() -> None:
+    namespace: dict[str, object] = {}  # as code.interact() runs what is typed: no __name__
+    exec("def typed():\n    return 1\n", namespace)
+    with pytest.raises(
+        ValueError, match="defined in an interactive shell and belongs to no module"
+    ):
+        callable_path(namespace["typed"])  # type: ignore[arg-type]
+
+
+def test_a_function_its_module_does_not_hold_is_refused() -> None:
+    namespace: dict[str, object] = {"__name__": "tests.jobs"}  # claims a module, not in it
+    exec("def stray():\n    return 1\n", namespace)
+    with pytest.raises(
+        ValueError, match=r"workers would import it as tests\.jobs\.stray, which does not exist"
+    ):
+        callable_path(namespace["stray"])  # type: ignore[arg-type]
+
+
+def test_an_instance_of_a_class_its_module_does_not_hold_is_refused() -> None:
+    namespace: dict[str, object] = {"__name__": "tests.jobs"}
+    exec("class Stray:\n    def run(self):\n        return 1\n", namespace)
+    instance = namespace["Stray"]()  # type: ignore[operator]
+    with pytest.raises(ValueError, match=r"Stray\.run's class: workers would import it as"):
+        callable_path(instance.run)

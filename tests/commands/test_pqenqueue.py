@@ -100,6 +100,21 @@ def test_sync_of_a_function_that_cannot_be_imported_is_a_command_error(
         pqenqueue(path, "--sync")
 
 
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("tests.jobs.no_such_function", "has no attribute 'no_such_function'"),
+        ("no_such_pq_module.func", "no module 'no_such_pq_module'"),
+        ("tests.broken_import_job.run", "No module named 'no_such_dependency_of_pq_tests'"),
+    ],
+)
+def test_a_function_that_cannot_be_imported_is_not_enqueued(path: str, error: str) -> None:
+    expected = rf"^cannot enqueue {re.escape(path)} \(\w+Error: .*{error}.*\); a worker would fail"
+    with pytest.raises(CommandError, match=expected):
+        pqenqueue(path)
+    assert Job.objects.count() == 0
+
+
 def test_enqueue_on_the_failed_queue_is_a_command_error() -> None:
     with pytest.raises(CommandError, match="failed queue"):
         pqenqueue("tests.jobs.say_hello", "--queue=failed")

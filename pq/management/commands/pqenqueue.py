@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pq.queue import Queue
+from pq.serialization import callable_path, import_callable
 
 
 class Command(BaseCommand):
@@ -28,6 +29,15 @@ class Command(BaseCommand):
         parser.add_argument("--sync", action="store_true", help="run the job here and now instead")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            callable_path(options["func"])  # the dotted path's form first, then its import
+            import_callable(options["func"])
+        except Exception as exc:
+            raise CommandError(
+                f"cannot enqueue {options['func']} ({type(exc).__name__}: {exc}); a worker "
+                "would fail the job the same way: check the path, and that this project's "
+                "settings can import it"
+            ) from exc
         try:
             queue = Queue(
                 options["queue"], connection=options["connection"], is_async=not options["sync"]
