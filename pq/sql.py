@@ -267,6 +267,13 @@ def heartbeat(cursor: Any, worker: str, ttl: int) -> bool | None:
     return cursor.fetchone()[0]
 
 
+def worker_host(cursor: Any, worker: str) -> tuple[str, int | None] | None:
+    """Return the hostname and pid registered for ``worker``, None if it is not registered."""
+    cursor.execute("SELECT hostname, pid FROM pq_worker WHERE name = %s", [worker])
+    row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def unregister_worker(cursor: Any, worker: str) -> None:
     """Remove a stopping worker with ``pq_unregister_worker``."""
     cursor.execute("SELECT pq_unregister_worker(%s)", [worker])

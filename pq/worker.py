@@ -19,7 +19,7 @@ import psycopg2.extensions
 
 from pq import conf, sql
 from pq.connection import connect as connect_raw
-from pq.exceptions import JobTimeoutException, WorkerStopped
+from pq.exceptions import JobTimeoutException, WorkerNameTaken, WorkerStopped
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job
 from pq.queue import FAILED_QUEUE, Queue
@@ -97,6 +97,7 @@ class Worker:
         self._wakeup_read = self._wakeup_write = self._old_wakeup = -1
         self._old_handlers: dict[int, Any] = {}
         self._next_heartbeat = 0.0
+        self._next_maintenance = 0.0  # reaping dead workers and expiring results
         # Jobs claimed and not run yet; results of jobs done and not stored yet (they are
         # stored with the next claim, in the same call); a failure not stored yet.
         self._claimed: list[Job] = []
@@ -157,7 +158,10 @@ class Worker:
             if not self._claimed:
                 self._claim()
                 if not self._claimed:
-                    if burst or self._heartbeat() is True:
+                    if burst:
+                        self._maintain()  # a burst leaves no result past its TTL behind
+                        return False
+                    if self._heartbeat() is True:
                         return False
                     self._wait_for_work()
                     return True
@@ -226,7 +230,7 @@ class Worker:
                 spare_at = math.inf
                 if self._stop_requests == 0:
                     self._spare = Horse.prefork(self._exc_handlers)
-            wait = min(self._until_heartbeat(), max(0.0, spare_at - time.monotonic()))
+            wait = min(self._until_duty(), max(0.0, spare_at - time.monotonic()))
             outcome = horse.wait(wait, self._wakeup_read)
         # The horse reported and is exiting. After a trivial job, when every CPU is busy, let
         # it finish before going on: whatever memory the worker writes while the horse lives
@@ -302,7 +306,7 @@ class Worker:
             now = time.monotonic()
             if now >= deadline:
                 return
-            wait = min(deadline - now, self._until_heartbeat())
+            wait = min(deadline - now, self._until_duty())
             watched = [conn, self._wakeup_read] if self._wakeup_read >= 0 else [conn]
             ready, _, _ = select.select(watched, [], [], wait)
             if self._wakeup_read in ready:
@@ -325,29 +329,40 @@ class Worker:
                 return True
         return False
 
-    def _until_heartbeat(self) -> float:
-        return max(0.0, self._next_heartbeat - time.monotonic())
+    def _until_duty(self) -> float:
+        """Seconds until the next heartbeat or maintenance is due."""
+        return max(0.0, min(self._next_heartbeat, self._next_maintenance) - time.monotonic())
 
     def _tick(self, quiet: bool = False) -> bool | None:
-        """Send a heartbeat, reap dead workers and expire results when one is due.
+        """Send a heartbeat when one is due, and do maintenance when that is due.
 
-        Returns the stop flag when a heartbeat was sent. ``quiet`` (while a horse runs or the
-        worker waits): a lost connection is left to the main loop to mend.
+        Each has its own schedule: an empty claim also sends a heartbeat (to read the stop
+        flag), and a worker woken more often than every heartbeat interval must still reap
+        dead workers and expire results. Returns the stop flag when a heartbeat was sent.
+        ``quiet`` (while a horse runs or the worker waits): a lost connection is left to the
+        main loop to mend.
         """
-        if time.monotonic() < self._next_heartbeat:
-            return None
+        now = time.monotonic()
+        stop = None
         try:
-            stop = self._heartbeat()
-            reaped = sql.reap_workers(self._cursor())
-            if reaped:
-                logger.warning("Failed %d job(s) abandoned by dead workers", reaped)
-            sql.expire_jobs(self._cursor())
+            if now >= self._next_heartbeat:
+                stop = self._heartbeat()
+            if now >= self._next_maintenance:
+                self._maintain()
         except _CONNECTION_ERRORS:
             if not quiet:
                 raise
-            self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+            self._next_heartbeat = self._next_maintenance = now + self.heartbeat_interval
             return None
         return stop
+
+    def _maintain(self) -> None:
+        """Fail the jobs of dead workers and delete results whose TTL ran out."""
+        self._next_maintenance = time.monotonic() + self.heartbeat_interval
+        reaped = sql.reap_workers(self._cursor())
+        if reaped:
+            logger.warning("Failed %d job(s) abandoned by dead workers", reaped)
+        sql.expire_jobs(self._cursor())
 
     def _heartbeat(self) -> bool | None:
         """Renew our registration; return True when we were asked to stop."""
@@ -382,10 +397,32 @@ class Worker:
         keep = [job.pk for job in self._claimed] + [job_id for job_id, _ in self._done]
         if self._failure is not None:
             keep.append(self._failure[0].pk)
-        sql.register_worker(
-            self._cursor(), self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep
-        )
+        args = (self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep)
+        try:
+            sql.register_worker(self._cursor(), *args)
+        except WorkerNameTaken:
+            if not self._take_over_dead_namesake():
+                raise
+            sql.register_worker(self._cursor(), *args)
         self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+
+    def _take_over_dead_namesake(self) -> bool:
+        """Unregister the worker holding our name if it ran on this host and its process is
+        dead (a worker restarted with a fixed name right after a kill -9); its started jobs
+        are failed as abandoned. Return whether it was taken over."""
+        holder = sql.worker_host(self._cursor(), self.name)
+        if holder is None or holder[0] != self.hostname or holder[1] in (None, self.pid):
+            return False
+        if _pid_alive(holder[1]):
+            return False
+        logger.warning(
+            "Worker name %s was held by process %s of this host, which is dead: taking the "
+            "name over; its started jobs are failed as abandoned",
+            self.name,
+            holder[1],
+        )
+        sql.unregister_worker(self._cursor(), self.name)
+        return True
 
     def _reconnect(self) -> None:
         """Reconnect with backoff (0.5 s doubling to 30 s) until it works or we are stopped."""
@@ -487,6 +524,17 @@ class Worker:
             logger.warning("Got %s again: killing the current job and stopping", name)
             if self._running_inline:
                 raise WorkerStopped("the worker was stopped by force mid-job")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _cpu_free() -> bool:

@@ -240,3 +240,57 @@ def test_worker_keeps_retrying_while_the_database_refuses_it(
     job = Queue().enqueue(jobs.write_marker, str(marker), "back")
     wait_until(lambda: status(job) == JobStatus.FINISHED, timeout=15)
     assert lines(marker) == ["back"]
+
+
+def expired_result(raw_conn: connection) -> int:
+    """Store a finished job whose result TTL ran out a second ago; return its id."""
+    job = Queue().enqueue(jobs.say_hello, "old")
+    with raw_conn.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pq_job SET status = 'finished', ended_at = now(),"
+            " expires_at = now() - interval '1 second' WHERE id = %s",
+            [job.pk],
+        )
+    return job.pk
+
+
+def test_a_burst_worker_deletes_due_results_before_it_exits(raw_conn: connection) -> None:
+    job_id = expired_result(raw_conn)
+    Worker(["default"], name="burst").work(burst=True)
+    assert not Job.objects.filter(pk=job_id).exists()
+
+
+def test_a_worker_woken_more_often_than_its_heartbeat_still_reaps_and_expires(
+    workers: WorkerProcesses, tmp_path: Path, raw_conn: connection
+) -> None:
+    survivor = workers.python_worker(["other"], "survivor", HEARTBEAT)
+    survivor.wait_for_log("*** Listening for work on other")
+    _, job, marker = kill_worker_during_a_job(workers, tmp_path)
+    expired_id = expired_result(raw_conn)
+    other = Queue("other")
+
+    def cleaned_up() -> bool:
+        other.enqueue(jobs.say_hello, "trickle")  # a wake-up every 0.1 s, under the heartbeat
+        return status(job) == JobStatus.FAILED and not Job.objects.filter(pk=expired_id).exists()
+
+    deadline = time.monotonic() + 10
+    while not cleaned_up():
+        assert time.monotonic() < deadline, "the survivor neither reaped nor expired in 10 s"
+        time.sleep(0.1)
+    assert Job.fetch(job.pk).exc_info.startswith("AbandonedJob")
+    assert lines(marker) == ["started"]
+
+
+def test_a_worker_restarted_with_its_name_after_a_kill_takes_the_name_over(
+    workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    _, job, marker = kill_worker_during_a_job(workers, tmp_path)
+    after = Queue().enqueue(jobs.say_hello, "again")
+
+    Worker(["default"], name="doomed").work(burst=True)  # at once, not 2 s later
+
+    failed = Job.fetch(job.pk)
+    assert failed.status == JobStatus.FAILED
+    assert failed.exc_info.startswith("AbandonedJob"), failed.exc_info
+    assert lines(marker) == ["started"], "the dead worker's job was run again"
+    assert Job.fetch(after.pk).result == "Hi there, again!"
