@@ -1,7 +1,12 @@
 """Read the SQL files shipped with django-pq (top-level ``sql/``, package ``pq._sqlfiles``).
 
+``python -m pq.sqlfiles path`` prints the directory holding them (``install.sql`` and the
+files it includes), wherever pip put the package: ``psql -f "$(python -m pq.sqlfiles
+path)/install.sql"`` installs django-pq without Django.
+
 ``python -m pq.sqlfiles freeze NNNN_name`` writes ``sql/migrations/NNNN_name.sql`` from the
-current files, in ``install.sql`` order: the way a release freezes the SQL a migration runs.
+current files, in ``install.sql`` order: how 0001 was made. Later migrations are deltas
+written by hand.
 """
 
 from __future__ import annotations
@@ -42,7 +47,15 @@ def freeze(name: str) -> Path:
     return path
 
 
+def directory() -> Path:
+    """Return the directory holding ``install.sql`` and the files it includes."""
+    return _root()
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "freeze":
-        sys.exit("usage: python -m pq.sqlfiles freeze NNNN_name")
-    print(freeze(sys.argv[2]))
+    if sys.argv[1:] == ["path"]:
+        print(directory())
+    elif len(sys.argv) == 3 and sys.argv[1] == "freeze":
+        print(freeze(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m pq.sqlfiles path | python -m pq.sqlfiles freeze NNNN_name")
