@@ -139,7 +139,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return None
     with closing(psycopg2.connect(database.dsn)) as conn:
         version = conn.server_version
-    where = "temporary cluster" if database.cluster else f"${SERVER_ENV}"
+    cluster = database.cluster
+    where = f"temporary cluster from {cluster.bin_dir}" if cluster else f"${SERVER_ENV}"
     shown = make_dsn(**{k: v for k, v in parse_dsn(database.dsn).items() if k != "password"})
     return f"postgresql: {version // 10000}.{version % 10000} ({where}) {shown}"
 
