@@ -27,6 +27,11 @@ class WorkerNameTaken(PQError):
     """A live worker is already registered under that name (PQ005)."""
 
 
+class WorkerNotRegistered(PQError):
+    """The worker is not registered (PQ006): it never was, or it was reaped after its
+    heartbeat expired. Register again (``pq_register_worker``) before claiming jobs."""
+
+
 class JobTimeoutException(PQError):
     """The job ran longer than its timeout and its work horse was killed."""
 
@@ -45,4 +50,5 @@ SQLSTATE_ERRORS: dict[str, type[PQError]] = {
     "PQ003": NoSuchJob,
     "PQ004": InvalidJobState,
     "PQ005": WorkerNameTaken,
+    "PQ006": WorkerNotRegistered,
 }

@@ -220,6 +220,9 @@ class WorkerStore(models.Model):
     stop = models.BooleanField(
         default=False, help_text="Ask the worker to stop after its current job."
     )
+    token = models.TextField(
+        null=True, blank=True, help_text="Random per worker process: a reconnect, not a restart."
+    )
 
     class Meta:
         managed = False

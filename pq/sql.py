@@ -152,10 +152,20 @@ def empty_queue(cursor: Any, queue: str) -> int:
     return int(cursor.fetchone()[0])
 
 
-def dequeue(cursor: Any, queues: Sequence[str], worker: str) -> Row | None:
-    """Claim the next job of the first non-empty queue with ``pq_dequeue``; None if none."""
-    cursor.execute("SELECT * FROM pq_dequeue(%s::text[], %s)", [list(queues), worker])
-    return _one_row(cursor)
+def _queue_names(queues: Sequence[str] | None) -> list[str] | None:
+    """The queue_names argument: None means every queue but failed."""
+    return None if queues is None else list(queues)
+
+
+def dequeue(cursor: Any, queues: Sequence[str] | None, worker: str) -> Row | None:
+    """Claim the next job of the first non-empty queue with ``pq_dequeue``; None if none.
+
+    ``queues`` None means every queue but failed. Raises WorkerNotRegistered (PQ006) if
+    ``worker`` is not registered.
+    """
+    with translate_errors():
+        cursor.execute("SELECT * FROM pq_dequeue(%s::text[], %s)", [_queue_names(queues), worker])
+        return _one_row(cursor)
 
 
 def finish_dequeue(
@@ -163,26 +173,30 @@ def finish_dequeue(
     done: Sequence[tuple[int, Any]],
     worker: str,
     default_result_ttl: int,
-    queues: Sequence[str],
+    queues: Sequence[str] | None,
     max_jobs: int,
 ) -> list[Row]:
     """Store finished jobs' results and claim up to ``max_jobs`` more (``pq_finish_dequeue``).
 
     ``done`` holds ``(job_id, result)`` pairs, results as :func:`pq.serialization.to_json`
-    made them. One round trip.
+    made them; ``queues`` None means every queue but failed. One round trip. Results of jobs
+    no longer started by ``worker`` are not stored: the server sends a WARNING naming them
+    (a notice on the connection). Raises WorkerNotRegistered (PQ006), storing nothing, if
+    ``worker`` is not registered.
     """
-    cursor.execute(
-        "SELECT * FROM pq_finish_dequeue(%s::bigint[], %s::jsonb[], %s, %s, %s::text[], %s)",
-        [
-            [job_id for job_id, _ in done],
-            [_json(result) for _, result in done],
-            worker,
-            default_result_ttl,
-            list(queues),
-            max_jobs,
-        ],
-    )
-    return _all_rows(cursor)
+    with translate_errors():
+        cursor.execute(
+            "SELECT * FROM pq_finish_dequeue(%s::bigint[], %s::jsonb[], %s, %s, %s::text[], %s)",
+            [
+                [job_id for job_id, _ in done],
+                [_json(result) for _, result in done],
+                worker,
+                default_result_ttl,
+                _queue_names(queues),
+                max_jobs,
+            ],
+        )
+        return _all_rows(cursor)
 
 
 def finish_many(
@@ -217,7 +231,10 @@ def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_tt
 
 
 def fail(cursor: Any, job_id: int, worker: str, exc_info: str, move_to_failed: bool = True) -> bool:
-    """Record a job's failure with ``pq_fail``; False if ``worker`` no longer has it started."""
+    """Record a job's failure with ``pq_fail``; False if ``worker`` no longer has it started.
+
+    The server then also sends a WARNING naming the job (a notice on the connection).
+    """
     cursor.execute("SELECT pq_fail(%s, %s, %s, %s)", [job_id, worker, exc_info, move_to_failed])
     return bool(cursor.fetchone()[0])
 
@@ -234,30 +251,41 @@ def expire_jobs(cursor: Any) -> int:
     return int(cursor.fetchone()[0])
 
 
-def next_due(cursor: Any, queues: Sequence[str]) -> datetime | None:
-    """Return when the next scheduled job of ``queues`` is due, with ``pq_next_due``."""
-    cursor.execute("SELECT pq_next_due(%s::text[])", [list(queues)])
+def next_due(cursor: Any, queues: Sequence[str] | None) -> datetime | None:
+    """Return when the next scheduled job of ``queues`` (None: all) is due (``pq_next_due``)."""
+    cursor.execute("SELECT pq_next_due(%s::text[])", [_queue_names(queues)])
     return cursor.fetchone()[0]
+
+
+def remove_empty_queues(cursor: Any) -> int:
+    """Delete unused queue rows with default options (``pq_remove_empty_queues``); how many."""
+    cursor.execute("SELECT pq_remove_empty_queues()")
+    return int(cursor.fetchone()[0])
 
 
 def register_worker(
     cursor: Any,
     worker: str,
-    queues: Sequence[str],
+    queues: Sequence[str] | None,
     ttl: int,
     hostname: str,
     pid: int,
     keep_jobs: Sequence[int] = (),
+    *,
+    token: str | None = None,
 ) -> None:
     """Register a worker alive for ``ttl`` seconds with ``pq_register_worker``.
 
-    On a re-registration (a reconnect), jobs the worker claimed but never got are put back,
-    all but ``keep_jobs``: those it holds, or ran and has yet to store the outcome of.
+    ``token`` is random per worker process. On a re-registration with the same token (a
+    reconnect), jobs the worker claimed but never got are put back, all but ``keep_jobs``:
+    those it holds, or ran and has yet to store the outcome of. Another token under the
+    same hostname and pid is a new process: the old one's started jobs are failed as
+    abandoned. Raises WorkerNameTaken (PQ005) if another live worker has the name.
     """
     with translate_errors():
         cursor.execute(
-            "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s::bigint[])",
-            [worker, list(queues), ttl, hostname, pid, list(keep_jobs)],
+            "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s::bigint[], %s)",
+            [worker, _queue_names(queues), ttl, hostname, pid, list(keep_jobs), token],
         )
 
 

@@ -2,9 +2,19 @@
 -- the whole new row; what Python uses to build its Job without a second round trip) and
 -- pq_enqueue_many (a batch in one statement).
 
--- pq_check_enqueue(caller, queue_name, timeout, result_ttl): raise PQ001, naming the
--- caller, unless a job may be enqueued on queue_name with these options.
-CREATE FUNCTION pq_check_enqueue(caller text, queue_name text, timeout integer, result_ttl integer)
+-- Limits on what one job may carry, refused up front with PQ001 so that no row a worker
+-- cannot read or run gets in:
+--   args and kwargs: at most 1 MiB (1,048,576 bytes) each, as PostgreSQL stores the jsonb
+--     (pg_column_size: read from the value's header, so checking costs nothing per call);
+--   description: at most 1,000 characters;
+--   scheduled_for: finite and before 9999-12-31 00:00 UTC, one day short of year 10000, so
+--     that it fits a Python datetime in every time zone (a worker reads it back).
+
+-- pq_check_enqueue(caller, queue_name, timeout, result_ttl, description, scheduled_for):
+-- raise PQ001, naming the caller, unless a job may be enqueued on queue_name with these
+-- options (see the limits above).
+CREATE FUNCTION pq_check_enqueue(caller text, queue_name text, timeout integer, result_ttl integer,
+                                 description text DEFAULT NULL, scheduled_for timestamptz DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -22,6 +32,17 @@ BEGIN
                 caller, result_ttl
             USING ERRCODE = 'PQ001';
     END IF;
+    IF length(description) > 1000 THEN
+        RAISE EXCEPTION '%: description is % characters long, at most 1000 are allowed',
+                caller, length(description)
+            USING ERRCODE = 'PQ001', HINT = 'Describe the job in a line; put data in its arguments.';
+    END IF;
+    IF scheduled_for >= '9999-12-31 00:00:00+00' THEN
+        RAISE EXCEPTION '%: scheduled_for % is too far in the future: it must be before 9999-12-31 UTC',
+                caller, scheduled_for
+            USING ERRCODE = 'PQ001',
+                  HINT = 'Pass a real due time; a job that should never run need not be enqueued.';
+    END IF;
 END;
 $$;
 
@@ -35,7 +56,8 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- pq_check_call(caller, func, args, kwargs, instance): raise PQ001, naming the caller,
--- unless func names what a worker can run, args is a JSON array and kwargs a JSON object.
+-- unless func names what a worker can run, args is a JSON array and kwargs a JSON object,
+-- each within its size limit (see the limits above).
 -- func is a dotted path to a function ('myapp.tasks.send_mail'), or, when instance (a
 -- pickled object) is given, the name of one of its methods ('send').
 CREATE FUNCTION pq_check_call(caller text, func text, args jsonb, kwargs jsonb,
@@ -62,6 +84,14 @@ BEGIN
         RAISE EXCEPTION '%: kwargs must be a JSON object, got %', caller, coalesce(jsonb_typeof(kwargs), 'NULL')
             USING ERRCODE = 'PQ001', HINT = 'Pass keyword arguments as an object, e.g. ''{"name": "Bob"}''::jsonb.';
     END IF;
+    IF pg_column_size(args) > 1048576 THEN
+        RAISE EXCEPTION '%: args take % bytes, at most 1048576 (1 MiB) are allowed', caller, pg_column_size(args)
+            USING ERRCODE = 'PQ001', HINT = 'Store large data elsewhere (a table, a file) and pass its key.';
+    END IF;
+    IF pg_column_size(kwargs) > 1048576 THEN
+        RAISE EXCEPTION '%: kwargs take % bytes, at most 1048576 (1 MiB) are allowed', caller, pg_column_size(kwargs)
+            USING ERRCODE = 'PQ001', HINT = 'Store large data elsewhere (a table, a file) and pass its key.';
+    END IF;
 END;
 $$;
 
@@ -71,10 +101,13 @@ $$;
 -- instance (a pickled object, as Python enqueues instance methods) a method name of it;
 -- args a JSON array and kwargs a JSON object of the arguments. The queue is created if it does not exist.
 -- A job with scheduled_for in the future gets status 'scheduled' and runs when it is due.
+-- Limits (PQ001 beyond them): args and kwargs 1 MiB each (pg_column_size), description
+-- 1,000 characters, scheduled_for before 9999-12-31 UTC.
 -- Locks: none beyond the inserted row (a new queue row is inserted once).
 -- Notifies: channel pq_jobs with the queue name as payload, through the trigger on pq_job,
 -- delivered when the transaction commits (never if it rolls back).
--- Security definer: a role needs only EXECUTE on this function, no rights on the tables.
+-- Security definer, both: a role needs only EXECUTE on them, no rights on the tables
+-- (Django's Queue.enqueue calls pq_enqueue_job).
 CREATE FUNCTION pq_enqueue_job(
     queue_name text,
     func text,
@@ -87,7 +120,7 @@ CREATE FUNCTION pq_enqueue_job(
     instance bytea DEFAULT NULL
 )
 RETURNS pq_job
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     v_job pq_job;
 BEGIN
@@ -96,8 +129,11 @@ BEGIN
                     AND (timeout IS NULL OR timeout > 0) AND (result_ttl IS NULL OR result_ttl >= -1)
                     AND CASE WHEN instance IS NULL THEN pq_is_func_name(func)
                              ELSE func ~ '^[A-Za-z_][A-Za-z0-9_]*$' END
-                    AND jsonb_typeof(args) = 'array' AND jsonb_typeof(kwargs) = 'object', false) THEN
-        PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl);
+                    AND jsonb_typeof(args) = 'array' AND jsonb_typeof(kwargs) = 'object'
+                    AND pg_column_size(args) <= 1048576 AND pg_column_size(kwargs) <= 1048576
+                    AND (description IS NULL OR length(description) <= 1000)
+                    AND (scheduled_for IS NULL OR scheduled_for < '9999-12-31 00:00:00+00'), false) THEN
+        PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl, description, scheduled_for);
         PERFORM pq_check_call('pq_enqueue', func, args, kwargs, instance);
     END IF;
 
@@ -114,7 +150,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
-    'Enqueue a django-pq job as pq_enqueue does, returning the new pq_job row.';
+    'Enqueue a django-pq job as pq_enqueue does, returning the new pq_job row. Limits: args and kwargs 1 MiB each, description 1000 characters, scheduled_for before 9999-12-31 UTC.';
 
 CREATE FUNCTION pq_enqueue(
     queue_name text,
@@ -133,11 +169,12 @@ LANGUAGE sql SECURITY DEFINER AS $$
                            scheduled_for, instance)).id;
 $$;
 COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
-    'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ...) returns the job id.';
+    'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ...) returns the job id. Limits: args and kwargs 1 MiB each, description 1000 characters, scheduled_for before 9999-12-31 UTC.';
 
 -- pq_enqueue_many(queue_name, funcs, args, kwargs, timeout, result_ttl): add one job per
 -- element of funcs (args[i] and kwargs[i] its arguments; NULL arrays or elements mean none)
 -- in one statement, and return their ids in order. Errors name the offending element.
+-- Limits (PQ001 beyond them): each element's args and kwargs 1 MiB (pg_column_size).
 -- Locks: none beyond the inserted rows. Notifies: pq_jobs once per queue and transaction
 -- (PostgreSQL folds the trigger's identical notifications), at commit.
 -- Security definer, as pq_enqueue.
@@ -167,6 +204,7 @@ BEGIN
          WHERE NOT coalesce(pq_is_func_name(c.func), false)
             OR jsonb_typeof(coalesce(c.args, '[]')) <> 'array'
             OR jsonb_typeof(coalesce(c.kwargs, '{}')) <> 'object'
+            OR pg_column_size(c.args) > 1048576 OR pg_column_size(c.kwargs) > 1048576
          LIMIT 1
     LOOP
         PERFORM pq_check_call(format('pq_enqueue_many: job %s', v_item.n), v_item.func, v_item.args, v_item.kwargs);
@@ -185,4 +223,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) IS
-    'Enqueue a batch of django-pq jobs on one queue in one statement; returns their ids in order.';
+    'Enqueue a batch of django-pq jobs on one queue in one statement; returns their ids in order. Limits: args and kwargs 1 MiB per job.';

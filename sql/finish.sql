@@ -4,8 +4,10 @@
 -- jobs, results[i] being the result of job_ids[i]. A result is kept for the job's
 -- result_ttl seconds, else default_result_ttl (the worker's PQ_DEFAULT_RESULT_TTL): 0
 -- deletes the job at once, -1 keeps it forever. Jobs no longer 'started' by this worker
--- (finished already, or failed as abandoned) are left as they are: finishing is idempotent,
--- so a worker that lost its connection mid-call can safely call it again. Returns how many
+-- (failed as abandoned after its heartbeat expired, deleted, claimed by another worker)
+-- are left as they are and named in a WARNING, so the lost outcome shows in every
+-- client's log; a job this worker already finished is not (finishing is idempotent, so a
+-- worker that lost its connection mid-call can safely call it again). Returns how many
 -- jobs it finished.
 -- Locks: the job rows. Notifies: nothing.
 CREATE FUNCTION pq_finish_many(job_ids bigint[], worker_name text, results jsonb[],
@@ -15,17 +17,20 @@ LANGUAGE plpgsql
 SET enable_seqscan = off  -- never a scan of the whole table: see pq_dequeue_many
 AS $$
 DECLARE
-    v_deleted integer;
+    v_deleted bigint[];
     v_updated integer;
+    v_lost text;
 BEGIN
     IF cardinality(job_ids) IS DISTINCT FROM cardinality(results) THEN
         RAISE EXCEPTION 'pq_finish_many: % job ids but % results', cardinality(job_ids), cardinality(results)
             USING ERRCODE = 'PQ001', HINT = 'Pass one result (NULL for none) per job id.';
     END IF;
-    DELETE FROM pq_job j
-     WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name
-       AND coalesce(j.result_ttl, default_result_ttl) = 0;
-    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    WITH gone AS (
+        DELETE FROM pq_job j
+         WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name
+           AND coalesce(j.result_ttl, default_result_ttl) = 0
+     RETURNING j.id)
+    SELECT coalesce(array_agg(gone.id), '{}') INTO v_deleted FROM gone;
     UPDATE pq_job j
        SET status = 'finished', result = done.result, ended_at = now(),
            expires_at = CASE WHEN coalesce(j.result_ttl, default_result_ttl) < 0 THEN NULL
@@ -33,14 +38,27 @@ BEGIN
       FROM unnest(job_ids, results) AS done (id, result)
      WHERE j.id = done.id AND j.status = 'started' AND j.worker = worker_name;
     GET DIAGNOSTICS v_updated = ROW_COUNT;
-    RETURN v_deleted + v_updated;
+    -- Counts first: the ids are looked at only when some job was not stored.
+    IF cardinality(v_deleted) + v_updated < cardinality(job_ids) THEN
+        SELECT string_agg(DISTINCT x.id::text, ', ') INTO v_lost
+          FROM unnest(job_ids) AS x (id)
+         WHERE x.id <> ALL (v_deleted)
+           AND NOT EXISTS (SELECT 1 FROM pq_job f
+                            WHERE f.id = x.id AND f.status = 'finished' AND f.worker = worker_name);
+        IF v_lost IS NOT NULL THEN
+            RAISE WARNING 'pq_finish_many: the outcome of job(s) % was not stored: not started by worker % any more',
+                    v_lost, worker_name
+                USING HINT = 'The worker was probably reaped after its heartbeat expired and the jobs failed as abandoned; see the failed queue.';
+        END IF;
+    END IF;
+    RETURN cardinality(v_deleted) + v_updated;
 END;
 $$;
 COMMENT ON FUNCTION pq_finish_many(bigint[], text, jsonb[], integer) IS
-    'Mark started django-pq jobs finished with their results; returns how many were.';
+    'Mark started django-pq jobs finished with their results; returns how many were; WARNING naming the jobs not started by that worker any more.';
 
 -- pq_finish(job_id, worker_name, result, default_result_ttl): pq_finish_many for one job;
--- false when the job is no longer 'started' by this worker.
+-- false (and a WARNING) when the job is no longer 'started' by this worker.
 CREATE FUNCTION pq_finish(job_id bigint, worker_name text, result jsonb DEFAULT NULL,
                           default_result_ttl integer DEFAULT 500)
 RETURNS boolean
@@ -52,7 +70,8 @@ COMMENT ON FUNCTION pq_finish(bigint, text, jsonb, integer) IS
 
 -- pq_finish_dequeue(job_ids, results, worker_name, default_result_ttl, queue_names, max_jobs):
 -- pq_finish_many then pq_dequeue_many in one call, so a worker reports what it did and gets
--- its next jobs in one round trip. Locks and notifies as those two.
+-- its next jobs in one round trip. Locks, notifies, warns and raises as those two (PQ006
+-- for an unregistered worker: nothing is then stored either).
 CREATE FUNCTION pq_finish_dequeue(job_ids bigint[], results jsonb[], worker_name text,
                                   default_result_ttl integer, queue_names text[],
                                   max_jobs integer DEFAULT 1)
@@ -91,7 +110,8 @@ COMMENT ON FUNCTION pq_release(bigint[], text) IS
 -- pq_fail(job_id, worker_name, exc_info, move_to_failed): record a job's failure with the
 -- traceback text. With move_to_failed the job goes to the 'failed' queue (origin keeps
 -- its queue); without, it stays in its queue with status 'failed'. Failed jobs are kept
--- until requeued or deleted. Returns false when the job is not 'started' by this worker.
+-- until requeued or deleted. Returns false, with a WARNING naming the job, when the job is
+-- not 'started' by this worker (its outcome is then not stored).
 -- Locks: the job row. Notifies: nothing.
 CREATE FUNCTION pq_fail(job_id bigint, worker_name text, exc_info text,
                         move_to_failed boolean DEFAULT true)
@@ -105,11 +125,17 @@ BEGIN
        SET status = 'failed', exc_info = pq_fail.exc_info, ended_at = now(), expires_at = NULL,
            queue = CASE WHEN move_to_failed THEN 'failed' ELSE j.queue END
      WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RAISE WARNING 'pq_fail: the failure of job % was not stored: not started by worker % any more',
+                job_id, worker_name
+            USING HINT = 'The worker was probably reaped after its heartbeat expired and the job failed as abandoned; see the failed queue.';
+        RETURN false;
+    END IF;
+    RETURN true;
 END;
 $$;
 COMMENT ON FUNCTION pq_fail(bigint, text, text, boolean) IS
-    'Mark a started django-pq job failed with its traceback and move it to the failed queue.';
+    'Mark a started django-pq job failed with its traceback and move it to the failed queue; WARNING if it is not started by that worker.';
 
 -- pq_requeue(job_id): put a failed job back on its origin queue as a new 'queued' job
 -- (same id, traceback and result cleared). Raises PQ003 if there is no such job and PQ004

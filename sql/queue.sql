@@ -102,3 +102,39 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION pq_empty_queue(text) IS 'Delete the django-pq jobs waiting in a queue; returns the count.';
+
+-- pq_remove_empty_queues(): delete the rows of queues nothing needs any more, and return
+-- how many: queues with default options (not serial, no timeout), no job waiting, running,
+-- deferred or failed in them, and no flow; never default, failed or serial. Finished jobs
+-- do not keep their queue (their results stay readable by id). Without it, every queue
+-- name ever used (one per customer, per day...) would stay a row forever.
+-- A concurrent pq_enqueue may add a job to a queue whose row this deletes (it saw the row,
+-- so did not create it, or its job is not committed yet): the job is not lost. Jobs need
+-- no queue row (no foreign key), a queue without a row has the default options the
+-- deleted row had, workers on all queues find its jobs through pq_job's indexes and those
+-- naming it claim it by name; the row comes back with the next pq_enqueue on that queue.
+-- Locks: the deleted queue rows (SKIP LOCKED: a queue being changed by pq_create_queue or
+-- claimed as serial is left for the next call). Notifies: nothing.
+CREATE FUNCTION pq_remove_empty_queues()
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM pq_queue q WHERE q.name = ANY (ARRAY(  -- run once: see pq_dequeue_many
+        SELECT e.name FROM pq_queue e
+         WHERE e.name NOT IN ('default', 'failed', 'serial')
+           AND NOT e.serial AND e.default_timeout IS NULL
+           AND NOT EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = e.name AND j.status = 'queued')
+           AND NOT EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = e.name AND j.status = 'scheduled')
+           AND NOT EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = e.name AND j.status = 'started')
+           AND NOT EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = e.name AND j.status = 'deferred')
+           AND NOT EXISTS (SELECT 1 FROM pq_job j WHERE j.queue = e.name AND j.status = 'failed')
+           AND NOT EXISTS (SELECT 1 FROM pq_flow f WHERE f.queue = e.name)
+           FOR UPDATE SKIP LOCKED));
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION pq_remove_empty_queues() IS
+    'Delete django-pq queue rows with default options and no waiting, running, deferred or failed job; returns the count.';

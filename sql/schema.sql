@@ -5,6 +5,7 @@
 -- Every object starts with pq_. Errors raised by pq functions use SQLSTATE class 'PQ':
 --   PQ001 invalid argument      PQ002 unknown queue option   PQ003 job not found
 --   PQ004 job in the wrong state for the call                 PQ005 worker name taken
+--   PQ006 worker not registered (it must call pq_register_worker before claiming jobs)
 
 CREATE TABLE pq_queue (
     name            text PRIMARY KEY
@@ -17,6 +18,8 @@ CREATE TABLE pq_queue (
     default_timeout integer CHECK (default_timeout > 0),
     created_at      timestamptz NOT NULL DEFAULT now()
 );
+-- The few serial queues, in name order: what a claim over all queues reads first.
+CREATE INDEX pq_queue_serial ON pq_queue (name) WHERE serial;
 COMMENT ON TABLE pq_queue IS
     'django-pq queues. A row is created by pq_enqueue on first use or by pq_create_queue.';
 
@@ -84,6 +87,11 @@ COMMENT ON TABLE pq_job IS 'django-pq jobs. Use pq_enqueue to add one; workers u
 -- and failed rows (most of the table on a busy system) are not in it.
 CREATE INDEX pq_job_queued ON pq_job (queue, id) WHERE status = 'queued';
 CREATE INDEX pq_job_scheduled ON pq_job (queue, scheduled_for) WHERE status = 'scheduled';
+-- The due scheduled jobs of every queue, oldest due first: what a claim over all queues
+-- (queue_names NULL) and pq_next_due(NULL) read, whatever the number of queues.
+CREATE INDEX pq_job_due ON pq_job (scheduled_for, id) WHERE status = 'scheduled';
+-- Deferred jobs (flows) by queue: what pq_remove_empty_queues reads to keep their queue.
+CREATE INDEX pq_job_deferred ON pq_job (queue) WHERE status = 'deferred';
 CREATE INDEX pq_job_started ON pq_job (worker) WHERE status = 'started';
 CREATE INDEX pq_job_started_queue ON pq_job (queue) WHERE status = 'started';
 CREATE INDEX pq_job_expires ON pq_job (expires_at) WHERE expires_at IS NOT NULL;
@@ -104,7 +112,11 @@ CREATE TABLE pq_worker (
     -- failed as abandoned by pq_reap_workers.
     expires_at      timestamptz NOT NULL,
     -- Set (from the admin or SQL) to ask the worker to stop after its current job.
-    stop            boolean NOT NULL DEFAULT false
+    stop            boolean NOT NULL DEFAULT false,
+    -- A random string the worker process chose at start: the same name and token is the
+    -- same process reconnecting; the same name, host and pid with another token is a new
+    -- process (a restarted container reuses pid 1), so the old one is dead.
+    token           text
 );
 COMMENT ON TABLE pq_worker IS 'django-pq workers, registered by pq_register_worker with a heartbeat.';
 

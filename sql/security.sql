@@ -1,11 +1,25 @@
--- Security: what a role that only enqueues may do.
+-- Security: what each kind of client needs.
 --
--- pq_enqueue is SECURITY DEFINER: it runs with its owner's rights, so a role needs only
--- EXECUTE on it to enqueue, and no rights on the tables. Grant it explicitly:
+-- pq_enqueue, pq_enqueue_job and pq_enqueue_many are SECURITY DEFINER: they run with their
+-- owner's rights, so a role needs only EXECUTE on them to enqueue, and no rights on the
+-- tables. Enqueueing names a function for the workers to run, so none is granted to
+-- PUBLIC. Grant per kind of client (the tests in tests/sql/test_security.py run these):
+--   An SQL-only enqueuer (psql, another language):
 --     GRANT EXECUTE ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text,
---                                          timestamptz, bytea) TO my_app_role;
--- (and likewise pq_enqueue_many). Enqueueing names a function for the workers to run, so
--- neither is granted to PUBLIC.
+--                                          timestamptz, bytea),
+--                               pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer)
+--         TO my_enqueuer;
+--   A Django web process (Queue.enqueue calls pq_enqueue_job, Job.fetch reads pq_job):
+--     GRANT EXECUTE ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
+--                                              timestamptz, bytea) TO my_web;
+--     GRANT SELECT ON pq_job TO my_web;
+--   A worker (claims, finishes, registers, reaps and expires: its functions are not
+--   SECURITY DEFINER, so it needs the tables; jobs it runs may enqueue):
+--     GRANT SELECT, INSERT, UPDATE, DELETE ON pq_job, pq_queue, pq_worker, pq_flow TO my_worker;
+--     GRANT EXECUTE ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
+--                                              timestamptz, bytea) TO my_worker;
+--   An admin reader (monitoring, Django admin lists):
+--     GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow TO my_reader;
 -- A SECURITY DEFINER function must not find objects through the caller's search_path (a
 -- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
 REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;

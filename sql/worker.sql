@@ -4,17 +4,27 @@
 -- whose expires_at has passed is dead (killed, its host gone): pq_reap_workers deletes it
 -- and fails its started jobs as abandoned, so no job is left 'started' forever.
 
--- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_jobs): register a
--- worker alive for ttl seconds. Raises PQ005 if a live worker (one whose heartbeat has not
--- expired) with another hostname or pid already has that name.
--- A worker registering again under its own hostname and pid is reconnecting after losing
--- its connection: a job it claimed but never received (the connection dropped during
--- pq_dequeue) is still 'started' by it, so its started jobs other than keep_jobs (those it
--- ran or still runs, whose outcome it has yet to store) are put back; they never ran.
--- Locks: the worker row and its started jobs. Notifies: pq_jobs for jobs put back.
+-- pq_register_worker(worker_name, queue_names, ttl, hostname, pid, keep_jobs, token):
+-- register a worker alive for ttl seconds, serving queue_names (NULL or empty: all queues).
+-- token is a random string the worker process chose when it started; it tells the
+-- worker's own earlier registration from another process's:
+-- - The same name and token is the same process re-registering (it lost its connection,
+--   or was reaped while unreachable). Its row is renewed before dead workers are reaped, so
+--   an outage longer than ttl does not fail the jobs it kept. A job it claimed but never
+--   received (the connection dropped during pq_dequeue) is still 'started' by it, so its
+--   started jobs other than keep_jobs (those it ran or still runs, whose outcome it has
+--   yet to store) are put back; they never ran.
+-- - The same name, hostname and pid with another token is a new process where the old one
+--   ran (a container restarted with pid 1): the old process is dead, since the new one
+--   has its pid. Its row is deleted and its started jobs failed as abandoned (they may have
+--   run in part, so they are never put back silently); then the name is registered.
+-- - Without a token (workers before 0003), the same hostname and pid is a reconnect.
+-- Raises PQ005 if any other live worker (one whose heartbeat has not expired) has the name.
+-- Locks: the worker row and its started jobs. Notifies: pq_jobs for jobs put back and for
+-- the queues of the jobs failed as abandoned.
 CREATE FUNCTION pq_register_worker(worker_name text, queue_names text[], ttl integer,
                                    hostname text DEFAULT '', pid integer DEFAULT NULL,
-                                   keep_jobs bigint[] DEFAULT '{}')
+                                   keep_jobs bigint[] DEFAULT '{}', token text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -25,14 +35,29 @@ BEGIN
         RAISE EXCEPTION 'pq_register_worker: ttl must be a positive number of seconds, got %', ttl
             USING ERRCODE = 'PQ001';
     END IF;
+    IF token IS NOT NULL THEN
+        -- Our own row, even expired: renewed first, so pq_reap_workers leaves it and our jobs.
+        UPDATE pq_worker w
+           SET heartbeat_at = now(), expires_at = now() + make_interval(secs => ttl)
+         WHERE w.name = worker_name AND w.token = pq_register_worker.token;
+        IF NOT FOUND THEN
+            -- A dead process of ours by host and pid (its pid is now the caller's).
+            DELETE FROM pq_worker w
+             WHERE w.name = worker_name AND w.hostname = pq_register_worker.hostname
+               AND w.pid = pq_register_worker.pid AND w.token IS DISTINCT FROM pq_register_worker.token;
+        END IF;
+    END IF;
     PERFORM pq_reap_workers();
     -- Insert, or take over our own row; a row of another live worker (also one inserted
     -- concurrently: ON CONFLICT waits for its transaction) is left alone and raises PQ005.
-    INSERT INTO pq_worker AS w (name, hostname, pid, queues, expires_at)
-    VALUES (worker_name, hostname, pid, queue_names, now() + make_interval(secs => ttl))
+    INSERT INTO pq_worker AS w (name, hostname, pid, queues, expires_at, token)
+    VALUES (worker_name, hostname, pid, coalesce(queue_names, '{}'), now() + make_interval(secs => ttl),
+            token)
     ON CONFLICT (name) DO UPDATE
         SET queues = EXCLUDED.queues, heartbeat_at = now(), expires_at = EXCLUDED.expires_at
-        WHERE w.hostname = EXCLUDED.hostname AND w.pid IS NOT DISTINCT FROM EXCLUDED.pid
+        WHERE CASE WHEN EXCLUDED.token IS NOT NULL THEN w.token = EXCLUDED.token
+                   ELSE w.token IS NULL AND w.hostname = EXCLUDED.hostname
+                        AND w.pid IS NOT DISTINCT FROM EXCLUDED.pid END
     RETURNING (xmax <> 0) INTO v_reconnect;  -- xmax is set on a row updated by the upsert
     IF NOT FOUND THEN
         SELECT * INTO v_old FROM pq_worker w WHERE w.name = worker_name;
@@ -49,8 +74,8 @@ BEGIN
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint[]) IS
-    'Register a django-pq worker alive for ttl seconds; PQ005 if a live worker has the name.';
+COMMENT ON FUNCTION pq_register_worker(text, text[], integer, text, integer, bigint[], text) IS
+    'Register a django-pq worker alive for ttl seconds (token: per process); PQ005 if another live worker has the name.';
 
 -- pq_heartbeat(worker_name, ttl): keep a worker alive for ttl more seconds and return its
 -- stop flag; NULL if the worker is not registered (it was reaped: register again).
@@ -97,30 +122,36 @@ COMMENT ON FUNCTION pq_reap_workers() IS
 
 -- pq_fail_abandoned(): fail, into the failed queue, every 'started' job whose worker is not
 -- registered any more. Returns how many. Locks: those jobs (SKIP LOCKED).
+-- Notifies: pq_jobs with each failed job's origin queue, at commit: a serial queue held by
+-- an abandoned job is free again, and its workers should not wait for their next poll.
 CREATE FUNCTION pq_fail_abandoned()
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
+    v_queues text[];
 BEGIN
     PERFORM pq_ensure_queue('failed');
-    UPDATE pq_job j
-       SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
-           exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '
-                             '(started at %s; it stopped sending heartbeats or was shut down '
-                             'by force). The job may have run in part; requeue it if it is '
-                             'safe to run again.', j.worker, j.started_at)
-     WHERE j.id IN (
-        SELECT a.id FROM pq_job a
-         WHERE a.status = 'started'
-           AND NOT EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = a.worker)
-           FOR UPDATE SKIP LOCKED);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
+    WITH failed AS (
+        UPDATE pq_job j
+           SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
+               exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '
+                                 '(started at %s; it stopped sending heartbeats or was shut down '
+                                 'by force). The job may have run in part; requeue it if it is '
+                                 'safe to run again.', j.worker, j.started_at)
+         WHERE j.id IN (
+            SELECT a.id FROM pq_job a
+             WHERE a.status = 'started'
+               AND NOT EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = a.worker)
+               FOR UPDATE SKIP LOCKED)
+     RETURNING j.origin)
+    SELECT count(*), array_agg(DISTINCT f.origin) INTO v_count, v_queues FROM failed f;
+    PERFORM pg_notify('pq_jobs', q.name) FROM unnest(v_queues) AS q (name);
     RETURN v_count;
 END;
 $$;
 COMMENT ON FUNCTION pq_fail_abandoned() IS
-    'Fail the started django-pq jobs whose worker is no longer registered.';
+    'Fail the started django-pq jobs whose worker is no longer registered; NOTIFY pq_jobs with their queues.';
 
 -- pq_stop_workers(worker_names): ask workers (all when NULL) to stop after their current
 -- job, and wake the idle ones. Returns how many were asked.

@@ -67,6 +67,13 @@ def enqueue(
     )
 
 
+def register(conn: connection, *workers: str, ttl: int = 3600) -> None:
+    """Register ``workers`` as ``pq_register_worker`` with its defaults would (no host, pid
+    or token): claiming needs a registered worker (PQ006)."""
+    for worker in workers:
+        execute(conn, "SELECT pq_register_worker(%s, NULL, %s)", (worker, ttl))
+
+
 def dequeue(conn: connection, queues: list[str], worker: str = "w1") -> dict[str, Any] | None:
     """Call ``pq_dequeue`` and return the claimed job as a dict, or None."""
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor:

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extras
+import pytest
 from psycopg2.extensions import connection
 
 from tests.sql.helpers import (
@@ -19,7 +20,23 @@ from tests.sql.helpers import (
     listen,
     notifications,
     raises_pq,
+    register,
 )
+
+# The names this module claims jobs with: pq_dequeue_many raises PQ006 for unregistered ones.
+CLAIMING_WORKERS = (
+    "w1",
+    "w2",
+    "worker-7",
+    "holder",
+    "other",
+    *(f"w{i}" for i in range(8)),
+)
+
+
+@pytest.fixture(autouse=True)
+def _registered_workers(raw_conn: connection) -> None:
+    register(raw_conn, *CLAIMING_WORKERS)
 
 
 def enqueue_many(

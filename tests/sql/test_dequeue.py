@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from collections.abc import Callable
 
+import pytest
 from psycopg2.extensions import connection
 
 from tests.sql.helpers import (
@@ -17,7 +19,25 @@ from tests.sql.helpers import (
     fetch_value,
     get_job,
     job_ids,
+    raises_pq,
+    register,
 )
+
+# The names this module claims jobs with: pq_dequeue_many raises PQ006 for unregistered ones.
+CLAIMING_WORKERS = (
+    "w1",
+    "w2",
+    "worker-7",
+    "holder",
+    "other",
+    *(f"w{i}" for i in range(8)),
+)
+
+
+@pytest.fixture(autouse=True)
+def _registered_workers(raw_conn: connection) -> None:
+    register(raw_conn, *CLAIMING_WORKERS)
+
 
 # Connection options making a statement fail instead of waiting on a lock.
 NO_WAIT = "-c lock_timeout=500 -c statement_timeout=1000"
@@ -276,3 +296,148 @@ def test_claims_planned_on_an_empty_table_still_use_the_indexes(raw_conn: connec
         done = [rows[0][0]]
     assert fetch_value(raw_conn, seq_scans) == before
     execute(raw_conn, "COMMIT")
+
+
+# Unregistered workers, claims over all queues (queue_names NULL), pq_next_due.
+
+
+def test_an_unregistered_worker_gets_no_job_and_pq006(raw_conn: connection) -> None:
+    job_id = enqueue(raw_conn, "default")
+    with raises_pq("PQ006", r"^pq_dequeue_many: worker 'reaped' is not registered$"):
+        dequeue(raw_conn, ["default"], "reaped")
+    with raises_pq("PQ006", r"is not registered"):
+        fetch_all(
+            raw_conn,
+            "SELECT * FROM pq_finish_dequeue('{}', '{}', 'reaped', 60, NULL, 5)",
+        )
+    assert get_job(raw_conn, job_id)["status"] == "queued"
+
+
+def _claim_all(conn: connection, worker: str = "w1", n: int = 1) -> list[tuple[int, str]]:
+    return [
+        (job_id, queue)
+        for job_id, queue in fetch_all(
+            conn, "SELECT id, queue FROM pq_dequeue_many(NULL, %s, %s)", (worker, n)
+        )
+    ]
+
+
+def _claim_one_by_one(conn: connection, worker: str = "w1") -> list[tuple[int, str]]:
+    claimed = []
+    while got := _claim_all(conn, worker):
+        claimed += got
+    return claimed
+
+
+def test_null_queue_names_claim_every_queue_but_failed_in_name_order(raw_conn: connection) -> None:
+    zeta = enqueue(raw_conn, "zeta")
+    alpha = [enqueue(raw_conn, "alpha") for _ in range(2)]
+    rowless = enqueue(raw_conn, "mid")
+    execute(raw_conn, "DELETE FROM pq_queue WHERE name = 'mid'")  # a queue row is not needed
+    due = _schedule_due(raw_conn, "zeta", 10)
+    later = enqueue(raw_conn, "alpha", scheduled_for="2999-01-01 00:00+00")
+    assert _claim_one_by_one(raw_conn) == [
+        (due, "zeta"),
+        (alpha[0], "alpha"),
+        (alpha[1], "alpha"),
+        (rowless, "mid"),
+        (zeta, "zeta"),
+    ]
+    assert get_job(raw_conn, later)["status"] == "scheduled"
+
+
+def test_null_queue_names_take_serial_queues_in_their_turn_one_at_a_time(
+    raw_conn: connection,
+) -> None:
+    execute(raw_conn, """SELECT pq_create_queue('m-serial', '{"serial": true, "timeout": 9}')""")
+    execute(raw_conn, """SELECT pq_create_queue('slow', '{"timeout": 42}')""")
+    serial = [enqueue(raw_conn, "m-serial") for _ in range(2)]
+    due_serial = _schedule_due(raw_conn, "m-serial", 10)
+    before, after, slow = enqueue(raw_conn, "a"), enqueue(raw_conn, "z"), enqueue(raw_conn, "slow")
+    assert _claim_one_by_one(raw_conn) == [
+        (before, "a"),
+        (due_serial, "m-serial"),
+        (slow, "slow"),
+        (after, "z"),
+    ]
+    assert get_job(raw_conn, due_serial)["timeout"] == 9
+    assert get_job(raw_conn, slow)["timeout"] == 42
+    assert _claim_all(raw_conn, "w2", 10) == []  # the serial queue has a started job
+    execute(raw_conn, "SELECT pq_finish(%s, 'w1')", (due_serial,))
+    assert _claim_all(raw_conn, "w2", 10) == [(serial[0], "m-serial")]
+
+
+def test_null_queue_names_claim_in_batches_up_to_max_jobs(raw_conn: connection) -> None:
+    ids = [enqueue(raw_conn, queue) for queue in ("b", "a", "serial", "c", "c", "serial")]
+    assert sorted(job_id for job_id, _ in _claim_all(raw_conn, n=3)) == [ids[0], ids[1], ids[3]]
+    assert sorted(job_id for job_id, _ in _claim_all(raw_conn, n=3)) == [ids[2], ids[4]]
+    assert _claim_all(raw_conn, n=3) == []  # the serial queue's next job waits
+
+
+MANY_QUEUES = (
+    "INSERT INTO pq_queue (name) SELECT 'q' || g FROM generate_series(1, 20000) g"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def test_a_claim_over_all_of_20000_queues_reads_no_queue_list(raw_conn: connection) -> None:
+    execute(raw_conn, MANY_QUEUES)
+    execute(raw_conn, "ANALYZE pq_queue")
+    last = enqueue(raw_conn, "q9999")
+    execute(raw_conn, "SELECT pq_remove_empty_queues()")  # keeps q9999: it has a job
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_queue") == 4
+    assert _claim_all(raw_conn) == [(last, "q9999")]
+    execute(raw_conn, MANY_QUEUES)
+    # An empty claim reads the serial queues' index and probes pq_job's indexes, never the
+    # 20,000 queue rows: about 0.25 ms, where a loop over the names took 0.5 s.
+    started = time.monotonic()
+    for _ in range(50):
+        assert _claim_all(raw_conn, n=10) == []
+    assert (time.monotonic() - started) / 50 < 0.05
+
+
+def test_next_due_over_all_queues_and_never_beyond_year_9999(raw_conn: connection) -> None:
+    assert fetch_value(raw_conn, "SELECT pq_next_due(NULL)") is None
+    soon = datetime.datetime(2999, 1, 1, tzinfo=datetime.UTC)
+    enqueue(raw_conn, "b", scheduled_for=soon)
+    enqueue(raw_conn, "a", scheduled_for=soon + datetime.timedelta(days=1))
+    # A row older than the enqueue check: a time no Python datetime holds.
+    execute(
+        raw_conn,
+        "INSERT INTO pq_job (queue, origin, status, func, scheduled_for)"
+        " VALUES ('a', 'a', 'scheduled', 'm.f', 'infinity'),"
+        " ('a', 'a', 'scheduled', 'm.f', '10000-06-01')",
+    )
+    assert fetch_value(raw_conn, "SELECT pq_next_due(NULL)") == soon
+    assert fetch_value(raw_conn, "SELECT pq_next_due(ARRAY['a'])") == soon + datetime.timedelta(
+        days=1
+    )
+
+
+def test_remove_empty_queues_keeps_queues_in_use_or_with_options(raw_conn: connection) -> None:
+    for queue in ("waiting", "later", "running", "broken"):
+        enqueue(raw_conn, queue)
+    enqueue(raw_conn, "later-only", scheduled_for="2999-01-01 00:00+00")
+    execute(raw_conn, "DELETE FROM pq_job WHERE queue = 'later'")
+    dequeue(raw_conn, ["running"], "w1")
+    broken = dequeue(raw_conn, ["broken"], "w1")["id"]
+    execute(raw_conn, "SELECT pq_fail(%s, 'w1', 'boom', false)", (broken,))
+    execute(raw_conn, """SELECT pq_create_queue('with-options', '{"timeout": 5}')""")
+    done = enqueue(raw_conn, "done")
+    dequeue(raw_conn, ["done"], "w1")
+    execute(raw_conn, "SELECT pq_finish(%s, 'w1')", (done,))
+    assert fetch_value(raw_conn, "SELECT pq_remove_empty_queues()") == 2
+    assert job_ids(raw_conn, "queue = 'done'") == [done]  # a result does not keep its queue
+    remaining = [name for (name,) in fetch_all(raw_conn, "SELECT name FROM pq_queue ORDER BY name")]
+    assert remaining == [
+        "broken",
+        "default",
+        "failed",
+        "later-only",
+        "running",
+        "serial",
+        "waiting",
+        "with-options",
+    ]
+    enqueue(raw_conn, "done")  # the next enqueue brings the row back
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_queue WHERE name = 'done'") == 1

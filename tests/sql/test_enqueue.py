@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 from collections.abc import Callable
 
@@ -295,3 +296,59 @@ def test_concurrent_enqueues_create_a_new_queue_once(
         "fresh",
         "fresh",
     ]
+
+
+# Limits: what a worker could not hold or run is refused up front.
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("when", ["infinity", "10000-01-01 00:00+00", "9999-12-31 12:00+00"])
+def test_enqueue_refuses_a_due_time_no_python_datetime_holds(
+    raw_conn: connection, when: str
+) -> None:
+    with raises_pq("PQ001", r"^pq_enqueue: scheduled_for .* is too far in the future"):
+        enqueue(raw_conn, "default", scheduled_for=when)
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0
+
+
+def test_enqueue_accepts_a_due_time_far_but_within_range(raw_conn: connection) -> None:
+    job_id = enqueue(raw_conn, "default", scheduled_for="9999-12-30 00:00+00")
+    assert get_job(raw_conn, job_id)["status"] == "scheduled"
+
+
+@pytest.mark.parametrize("part", ["args", "kwargs"])
+def test_enqueue_refuses_args_or_kwargs_over_one_mib(raw_conn: connection, part: str) -> None:
+    big = "x" * (MIB + 10)
+    options = {"args": [big]} if part == "args" else {"kwargs": {"data": big}}
+    with raises_pq("PQ001", rf"^pq_enqueue: {part} take \d+ bytes, at most 1048576"):
+        enqueue(raw_conn, "default", **options)
+    enqueue(raw_conn, "default", args=["x" * (MIB - 100)])
+
+
+def test_enqueue_refuses_a_description_over_1000_characters(raw_conn: connection) -> None:
+    statement = "SELECT pq_enqueue('default', %s, description => %s)"
+    with raises_pq("PQ001", r"^pq_enqueue: description is 1001 characters long, at most 1000"):
+        fetch_value(raw_conn, statement, (FUNC, "é" * 1001))
+    assert fetch_value(raw_conn, statement, (FUNC, "é" * 1000)) is not None
+
+
+def test_enqueue_job_applies_the_same_limits(raw_conn: connection) -> None:
+    with raises_pq("PQ001", r"^pq_enqueue: scheduled_for infinity is too far"):
+        fetch_all(
+            raw_conn,
+            "SELECT id FROM pq_enqueue_job('default', %s, scheduled_for => 'infinity')",
+            (FUNC,),
+        )
+
+
+def test_enqueue_many_refuses_an_element_over_the_limit(raw_conn: connection) -> None:
+    big = json.dumps(["x" * (MIB + 10)])
+    with raises_pq("PQ001", r"^pq_enqueue_many: job 2: args take \d+ bytes, at most 1048576"):
+        fetch_all(
+            raw_conn,
+            "SELECT pq_enqueue_many('default', ARRAY[%s, %s], ARRAY['[]', %s]::jsonb[],"
+            " ARRAY['{}', '{}']::jsonb[])",
+            (FUNC, FUNC, big),
+        )
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0

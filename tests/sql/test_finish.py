@@ -15,13 +15,31 @@ from tests.sql.helpers import (
     dequeue,
     enqueue,
     execute,
+    fetch_all,
     fetch_value,
     get_job,
     job_ids,
     listen,
     notifications,
     raises_pq,
+    register,
 )
+
+# The names this module claims jobs with: pq_dequeue_many raises PQ006 for unregistered ones.
+CLAIMING_WORKERS = (
+    "w1",
+    "w2",
+    "owner",
+    "worker-7",
+    "holder",
+    "other",
+    *(f"w{i}" for i in range(8)),
+)
+
+
+@pytest.fixture(autouse=True)
+def _registered_workers(raw_conn: connection) -> None:
+    register(raw_conn, *CLAIMING_WORKERS)
 
 
 def _started(conn: connection, queue: str = "default", worker: str = "w1", **options: Any) -> int:
@@ -264,3 +282,52 @@ def test_empty_failed_queue_deletes_the_failed_jobs(raw_conn: connection) -> Non
     queued = enqueue(raw_conn, "emails")
     assert fetch_value(raw_conn, "SELECT pq_empty_queue('failed')") == 2
     assert job_ids(raw_conn) == [queued]
+
+
+# Outcomes a worker could not store are reported as WARNINGs, never lost silently.
+
+
+def _warnings(conn: connection) -> list[str]:
+    found = [notice for notice in conn.notices if notice.startswith("WARNING:")]
+    conn.notices.clear()
+    return found
+
+
+def test_finish_warns_about_jobs_no_longer_started_by_the_worker(raw_conn: connection) -> None:
+    mine, reaped, ttl_zero = _started(raw_conn), _started(raw_conn), _started(raw_conn)
+    execute(raw_conn, "UPDATE pq_job SET status = 'failed' WHERE id = %s", (reaped,))
+    raw_conn.notices.clear()
+    stored = fetch_value(
+        raw_conn,
+        "SELECT pq_finish_many(%s::bigint[], 'w1', ARRAY['1', '2', '3', '4']::jsonb[], 0)",
+        ([mine, reaped, ttl_zero, 999],),
+    )
+    assert stored == 2
+    warnings = _warnings(raw_conn)
+    assert len(warnings) == 1
+    assert f"the outcome of job(s) {reaped}, 999 was not stored" in warnings[0]
+    assert "worker w1" in warnings[0]
+
+
+def test_finishing_again_stored_jobs_does_not_warn(raw_conn: connection) -> None:
+    job_id = _started(raw_conn)
+    raw_conn.notices.clear()
+    assert _finish(raw_conn, job_id) is True
+    assert _finish(raw_conn, job_id) is False  # a retry after a lost connection
+    assert _warnings(raw_conn) == []
+
+
+def test_finish_dequeue_and_fail_warn_too(raw_conn: connection) -> None:
+    job_id = _started(raw_conn)
+    execute(raw_conn, "UPDATE pq_job SET worker = 'w2' WHERE id = %s", (job_id,))
+    raw_conn.notices.clear()
+    fetch_all(
+        raw_conn,
+        "SELECT * FROM pq_finish_dequeue(%s::bigint[], '{null}', 'w1', 60, '{default}', 1)",
+        ([job_id],),
+    )
+    assert [f"job(s) {job_id} was not stored" in w for w in _warnings(raw_conn)] == [True]
+    assert _fail(raw_conn, job_id) is False
+    assert [f"the failure of job {job_id} was not stored" in w for w in _warnings(raw_conn)] == [
+        True
+    ]

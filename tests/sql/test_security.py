@@ -11,6 +11,7 @@ import pytest
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
+from pq import sql as pq_sql
 from tests.sql.helpers import FUNC, enqueue, execute, fetch_all, fetch_value, get_job, raises_pq
 
 ENQUEUE_SIGNATURE = (
@@ -149,6 +150,83 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
         " AND proname LIKE 'pq\\_%' ORDER BY proname",
     )
     schema = fetch_value(raw_conn, "SELECT current_schema()")
-    assert [name for name, _ in rows] == ["pq_enqueue", "pq_enqueue_many"]
+    assert [name for name, _ in rows] == ["pq_enqueue", "pq_enqueue_job", "pq_enqueue_many"]
     for name, config in rows:
         assert config == [f"search_path={schema}, pg_temp"], name
+
+
+# The grants sql/security.sql documents for each kind of client, on real roles.
+
+ENQUEUE_JOB_SIGNATURE = (
+    "pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
+)
+ENQUEUE_MANY_SIGNATURE = "pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer)"
+GRANTS = {
+    "sql": [f"GRANT EXECUTE ON FUNCTION {ENQUEUE_SIGNATURE}, {ENQUEUE_MANY_SIGNATURE} TO {{}}"],
+    "web": [
+        f"GRANT EXECUTE ON FUNCTION {ENQUEUE_JOB_SIGNATURE} TO {{}}",
+        "GRANT SELECT ON pq_job TO {}",
+    ],
+    "worker": [
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON pq_job, pq_queue, pq_worker, pq_flow TO {}",
+        f"GRANT EXECUTE ON FUNCTION {ENQUEUE_JOB_SIGNATURE} TO {{}}",
+    ],
+    "reader": ["GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow TO {}"],
+}
+
+
+def _grant(raw_conn: connection, role: Role, kind: str) -> connection:
+    for statement in GRANTS[kind]:
+        execute(raw_conn, sql.SQL(statement).format(sql.Identifier(role.name)))
+    return role.connect()
+
+
+def test_sql_enqueuer_grants(raw_conn: connection, role: Role) -> None:
+    app = _grant(raw_conn, role, "sql")
+    enqueue(app, "emails")
+    ids = fetch_all(app, "SELECT pq_enqueue_many('emails', ARRAY[%s, %s])", (FUNC, FUNC))
+    assert len(ids) == 2
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for table pq_job$"):
+        fetch_all(app, "SELECT * FROM pq_job")
+
+
+def test_django_web_process_grants(raw_conn: connection, role: Role) -> None:
+    app = _grant(raw_conn, role, "web")
+    with app.cursor() as cursor:
+        row = pq_sql.enqueue_job(cursor, "emails", FUNC, [1], {"to": "bob"}, description="mail")
+    assert row["status"] == "queued"
+    assert fetch_value(app, "SELECT kwargs FROM pq_job WHERE id = %s", (row["id"],)) == {
+        "to": "bob"
+    }
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for table pq_job$"):
+        execute(app, "DELETE FROM pq_job")
+
+
+def test_worker_grants(raw_conn: connection, role: Role) -> None:
+    first, second = enqueue(raw_conn, "emails"), enqueue(raw_conn, "emails")
+    worker = _grant(raw_conn, role, "worker")
+    execute(worker, "SELECT pq_register_worker('w1', NULL, 60, 'box', 1, '{}', 'token')")
+    execute(worker, "SELECT pq_heartbeat('w1', 60)")
+    assert fetch_value(worker, "SELECT id FROM pq_dequeue(NULL, 'w1')") == first
+    claimed = fetch_all(
+        worker,
+        "SELECT id FROM pq_finish_dequeue(%s::bigint[], '{1}', 'w1', 60, '{emails}', 5)",
+        ([first],),
+    )
+    assert claimed == [(second,)]
+    assert fetch_value(worker, "SELECT pq_fail(%s, 'w1', 'boom')", (second,)) is True
+    fetch_all(worker, "SELECT id FROM pq_enqueue_job('emails', %s)", (FUNC,))
+    for maintenance in ("pq_reap_workers", "pq_expire_jobs", "pq_remove_empty_queues"):
+        fetch_value(worker, f"SELECT {maintenance}()")
+    fetch_value(worker, "SELECT pq_next_due(NULL)")
+    execute(worker, "SELECT pq_unregister_worker('w1')")
+
+
+def test_admin_reader_grants(raw_conn: connection, role: Role) -> None:
+    job_id = enqueue(raw_conn, "emails")
+    reader = _grant(raw_conn, role, "reader")
+    for table in ("pq_job", "pq_queue", "pq_worker", "pq_flow"):
+        fetch_all(reader, f"SELECT * FROM {table}")
+    assert fetch_value(reader, "SELECT queue FROM pq_job WHERE id = %s", (job_id,)) == "emails"
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function pq_enqueue$"):
+        enqueue(reader, "emails")

@@ -172,6 +172,7 @@ def test_reregistering_puts_back_started_jobs_except_keep_jobs(
 ) -> None:
     _register(raw_conn, "w1", hostname="host-a", pid=100)
     lost, kept, also_lost = (_started(raw_conn, "w1", "emails") for _ in range(3))
+    _register(raw_conn, "w2", hostname="host-b", pid=200)
     other = _started(raw_conn, "w2", "emails")
     listener = connect()
     listen(listener)
@@ -273,3 +274,75 @@ def test_a_name_registered_concurrently_from_another_host_raises_pq005(
     assert len(errors) == 1, "the second registration of a live name succeeded"
     assert getattr(errors[0], "pgcode", None) == "PQ005", errors[0]
     assert _worker(raw_conn, "w1")["hostname"] == "host-a"
+
+
+# Worker identity: a per-process token tells a reconnect from a restarted process.
+
+
+def _register_token(conn: connection, name: str, token: str, *, pid: int = 1, **kw: Any) -> None:
+    execute(
+        conn,
+        "SELECT pq_register_worker(%s, NULL, %s, %s, %s, %s::bigint[], %s)",
+        (name, kw.get("ttl", 60), kw.get("hostname", "box"), pid, kw.get("keep", []), token),
+    )
+
+
+def test_a_restarted_process_with_the_same_pid_fails_the_dead_ones_jobs(
+    raw_conn: connection, connect: Callable[..., connection]
+) -> None:
+    _register_token(raw_conn, "w1", "first-process")
+    job_id = _started(raw_conn, "w1", "emails")
+    listener = connect()
+    listen(listener)
+    _register_token(raw_conn, "w1", "second-process")  # same host, pid 1: a new container
+    job = get_job(raw_conn, job_id)
+    assert (job["status"], job["queue"], job["origin"]) == ("failed", "failed", "emails")
+    assert job["exc_info"].startswith("AbandonedJob: worker w1 stopped")
+    assert fetch_value(raw_conn, "SELECT token FROM pq_worker WHERE name = 'w1'") == (
+        "second-process"
+    )
+    assert notifications(listener, count=1) == [(CHANNEL, "emails")]
+
+
+def test_another_token_from_another_pid_or_host_is_still_pq005(raw_conn: connection) -> None:
+    _register_token(raw_conn, "w1", "first-process")
+    with raises_pq("PQ005", r"a live worker named w1 is already registered"):
+        _register_token(raw_conn, "w1", "other", pid=2)
+    with raises_pq("PQ005", r"a live worker named w1 is already registered"):
+        _register_token(raw_conn, "w1", "other", hostname="elsewhere")
+
+
+def test_the_same_token_is_a_reconnect_that_puts_back_unreceived_jobs(raw_conn: connection) -> None:
+    _register_token(raw_conn, "w1", "me")
+    kept, unreceived = _started(raw_conn, "w1"), _started(raw_conn, "w1")
+    _register_token(raw_conn, "w1", "me", pid=7, keep=[kept])  # pid from another namespace
+    assert get_job(raw_conn, kept)["status"] == "started"
+    assert get_job(raw_conn, unreceived)["status"] == "queued"
+
+
+def test_an_outage_longer_than_the_ttl_keeps_the_kept_jobs(raw_conn: connection) -> None:
+    _register_token(raw_conn, "w1", "me")
+    kept = _started(raw_conn, "w1")
+    _expire(raw_conn, "w1")  # nobody reaped it yet
+    _register_token(raw_conn, "w1", "me", keep=[kept])
+    assert get_job(raw_conn, kept)["status"] == "started"
+    assert fetch_value(raw_conn, "SELECT pq_finish(%s, 'w1', '1')", (kept,)) is True
+
+
+def test_reaping_notifies_the_queue_of_each_abandoned_job(
+    raw_conn: connection, connect: Callable[..., connection]
+) -> None:
+    execute(raw_conn, """SELECT pq_create_queue('one-by-one', '{"serial": true}')""")
+    _register(raw_conn, "dead")
+    first = _started(raw_conn, "dead", "one-by-one")
+    second = enqueue(raw_conn, "one-by-one")
+    _started(raw_conn, "dead", "emails")
+    _register(raw_conn, "alive", pid=200)
+    listener = connect()
+    listen(listener)
+    _expire(raw_conn, "dead")
+    assert fetch_value(raw_conn, "SELECT pq_reap_workers()") == 2
+    expected = [(CHANNEL, "emails"), (CHANNEL, "one-by-one")]
+    assert sorted(notifications(listener, count=2)) == expected
+    assert get_job(raw_conn, first)["status"] == "failed"
+    assert dequeue(raw_conn, ["one-by-one"], "alive")["id"] == second
