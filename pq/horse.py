@@ -82,13 +82,21 @@ def perform(
     except BaseException:
         exc_info = sys.exc_info()
         text = traceback.format_exc()
-        logger.error("Job %s %s failed:\n%s", job.pk, job.get_description(), text)
+        logger.error("Job %s %s failed:\n%s", job.pk, describe_safely(job), text)
         return Outcome(False, exc_info=text, move_to_failed=run_handlers(handlers, job, exc_info))
     if result is None:
         logger.info("Job ended normally without result")
     else:
         logger.info("Job result = %r", result)
     return Outcome(True, result=encoded)
+
+
+def describe_safely(job: Job) -> str:
+    """Return the job's description, or a placeholder when it cannot be made (never raises)."""
+    try:
+        return job.get_description()
+    except Exception as exc:
+        return f"{job.func}(<not describable: {type(exc).__name__}>)"
 
 
 def run_handlers(handlers: Sequence[ExcHandler], job: Job, exc_info: tuple[Any, Any, Any]) -> bool:
@@ -169,9 +177,18 @@ class Horse:
         return horse
 
     def dispatch(self, job: Job, timeout: int) -> bool:
-        """Hand the horse ``job``, to end within ``timeout`` seconds; False if the horse died."""
+        """Hand the horse ``job``, to end within ``timeout`` seconds; False if the horse died.
+
+        A job that does not pickle (arguments nested too deep) raises what pickling raised,
+        with the horse dismissed; :meth:`start` runs such a job, as it pickles nothing.
+        """
         try:
-            _write_all(self.job_pipe, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+            payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            self.dismiss()
+            raise
+        try:
+            _write_all(self.job_pipe, payload)
         except BrokenPipeError:
             return False
         finally:

@@ -116,14 +116,19 @@ class Job(models.Model):
         return cls.objects.using(connection).get(pk=job_id)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], using: str = "default") -> Job:
-        """Return the Job of a pq_job row read with a raw psycopg2 cursor (see pq.sql)."""
+    def from_row(cls, row: dict[str, Any], using: str = "default", jsonb_text: bool = False) -> Job:
+        """Return the Job of a pq_job row read with a raw psycopg2 cursor (see pq.sql).
+
+        ``jsonb_text``: the cursor returns jsonb columns as text (as the worker's connection
+        does), so each is decoded here. Raises :class:`UndecodableJob`, naming the column,
+        for JSON or a pickled value that does not decode (any client of ``pq_enqueue`` can
+        write one).
+        """
         values = dict(row)
         for name in ("args", "kwargs", "result"):
-            value = values[name]
-            if name != "result" and isinstance(value, str):  # jsonb as text (Django's cursors)
-                value = json.loads(value)
-            values[name] = from_json(value)
+            # args and kwargs are never JSON strings: a str is jsonb as text (Django's cursors)
+            text = jsonb_text or name != "result"
+            values[name] = _decode_column(name, values[name], text)
         job = cls(**values)
         job._state.adding = False
         job._state.db = using
@@ -191,6 +196,20 @@ class Job(models.Model):
             self.func, list(self.args or []), dict(self.kwargs or {}), self.get_instance()
         )
 
+    def checked_description(self) -> str:
+        """Return :meth:`get_description`, raising :class:`UndecodableJob` when the job's
+        instance does not unpickle or its arguments cannot be shown."""
+        if self.description:
+            return self.description
+        try:
+            instance = self.get_instance()
+        except Exception as exc:
+            raise UndecodableJob.of("instance", exc) from exc
+        try:
+            return describe(self.func, list(self.args or []), dict(self.kwargs or {}), instance)
+        except Exception as exc:
+            raise UndecodableJob.of("description", exc) from exc
+
     def perform(self, func: Any = None) -> Any:
         """Run the job in this process and return its result.
 
@@ -199,6 +218,29 @@ class Job(models.Model):
         if func is None:
             func = self.get_callable()
         return func(*(self.args or []), **(self.kwargs or {}))
+
+
+class UndecodableJob(ValueError):
+    """A job row whose arguments or instance cannot be turned back into Python values."""
+
+    @classmethod
+    def of(cls, part: str, error: BaseException) -> UndecodableJob:
+        """Say which ``part`` of the row failed, and how: ``args: EOFError: Ran out of input``."""
+        return cls(f"{part}: {type(error).__name__}: {error}")
+
+
+def _decode_column(name: str, value: Any, text: bool) -> Any:
+    """Return a jsonb column's Python value (``text``: ``value`` is its JSON text, if a str).
+
+    Raises UndecodableJob naming the column; RecursionError (JSON nested thousands deep) is
+    one of the errors it stands for.
+    """
+    try:
+        if text and isinstance(value, str):
+            value = json.loads(value)
+        return from_json(value)
+    except Exception as exc:
+        raise UndecodableJob.of(name, exc) from exc
 
 
 @functools.cache

@@ -16,12 +16,13 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 
 from pq import conf, sql
 from pq.connection import connect as connect_raw
 from pq.exceptions import JobTimeoutException, WorkerNameTaken, WorkerStopped
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
-from pq.models import Job
+from pq.models import Job, UndecodableJob
 from pq.queue import FAILED_QUEUE, Queue
 from pq.serialization import import_callable
 
@@ -99,10 +100,11 @@ class Worker:
         self._next_heartbeat = 0.0
         self._next_maintenance = 0.0  # reaping dead workers and expiring results
         # Jobs claimed and not run yet; results of jobs done and not stored yet (they are
-        # stored with the next claim, in the same call); a failure not stored yet.
+        # stored with the next claim, in the same call); failures not stored yet (several
+        # when rows of one claimed batch do not decode), each as (job id, outcome).
         self._claimed: list[Job] = []
         self._done: list[tuple[int, Any]] = []
-        self._failure: tuple[Job, Outcome] | None = None
+        self._failures: list[tuple[int, Outcome]] = []
         self._running_inline = False
         self._exiting: list[Horse] = []
         self._spare: Horse | None = None  # forked while idle, so a job starts without a fork
@@ -152,12 +154,13 @@ class Worker:
     def _step(self, burst: bool) -> bool:
         """Run the claimed jobs, or claim more, or wait; return False when it is time to stop."""
         try:
-            if self._failure is not None:
-                self._store_failure(*self._failure)
+            self._store_failures()
             self._tick()
             if not self._claimed:
                 self._claim()
                 if not self._claimed:
+                    if self._failures:  # every row claimed was rejected: claim again
+                        return True
                     if burst:
                         self._maintain()  # a burst leaves no result past its TTL behind
                         return False
@@ -168,8 +171,7 @@ class Worker:
             while self._claimed and self._stop_requests == 0:
                 self._execute(self._claimed[0])
                 self._claimed.pop(0)
-                if self._failure is not None:
-                    self._store_failure(*self._failure)
+                self._store_failures()
                 self._tick(quiet=True)
             logger.info("*** Listening for work on %s", self._queue_label())
         except _CONNECTION_ERRORS as exc:
@@ -180,7 +182,10 @@ class Worker:
         return True
 
     def _claim(self) -> None:
-        """Store the results of done jobs and claim the next ones, in one call."""
+        """Store the results of done jobs and claim the next ones, in one call.
+
+        A claimed row that does not decode is failed as that job (see :meth:`_reject`).
+        """
         queues = self._queues()
         rows = sql.finish_dequeue(
             self._cursor(), self._done, self.name, self.default_result_ttl, queues, self.batch
@@ -188,15 +193,35 @@ class Worker:
         self._done = []
         priority = {name: index for index, name in enumerate(queues)}
         rows.sort(key=lambda row: (priority.get(row["queue"], 0), row["id"]))
-        self._claimed = [Job.from_row(row, using=self.connection) for row in rows]
+        self._claimed = []
+        for row in rows:
+            try:
+                job = Job.from_row(row, using=self.connection, jsonb_text=True)
+            except UndecodableJob as exc:
+                self._reject(row["id"], exc)
+            else:
+                self._claimed.append(job)
+
+    def _reject(self, job_id: int, reason: UndecodableJob) -> None:
+        """Fail a job the worker cannot decode or describe, without running it.
+
+        The exception handlers are not called: there is no job to hand them.
+        """
+        logger.error("Job %s cannot be run: %s", job_id, reason)
+        self.jobs_done += 1
+        self._failures.append((job_id, Outcome(False, exc_info=f"UndecodableJob: {reason}")))
 
     def _execute(self, job: Job) -> None:
         """Run ``job`` (in a horse, or here) and record its outcome."""
-        logger.info("Got %s from %s", job.get_description(), job.origin)
-        timeout = job.timeout or self.default_job_timeout
-        outcome = self._run_in_horse(job, timeout) if self.fork else self._run_here(job, timeout)
+        try:
+            description = job.checked_description()
+        except UndecodableJob as exc:
+            self._reject(job.pk, exc)
+            return
+        logger.info("Got %s from %s", description, job.origin)
+        outcome = self._run(job)
         if outcome.error is not None:
-            logger.error("Job %s %s failed: %s", job.pk, job.get_description(), outcome.exc_info)
+            logger.error("Job %s %s failed: %s", job.pk, description, outcome.exc_info)
             error = outcome.error
             outcome.move_to_failed = run_handlers(
                 self._exc_handlers, job, (type(error), error, None)
@@ -205,17 +230,25 @@ class Worker:
         if outcome.ok:
             self._done.append((job.pk, outcome.result))
         else:
-            self._failure = (job, outcome)
+            self._failures.append((job.pk, outcome))
+
+    def _run(self, job: Job) -> Outcome:
+        """Run ``job`` in a horse, or here; what keeps the worker from running it (e.g. a fork
+        that fails) is the job's failure. Database errors are the loop's to handle."""
+        timeout = job.timeout or self.default_job_timeout
+        try:
+            if self.fork:
+                return self._run_in_horse(job, timeout)
+            return self._run_here(job, timeout)
+        except psycopg2.Error:
+            raise
+        except Exception as exc:
+            logger.exception("Worker %s could not run job %s", self.name, job.pk)
+            return Outcome.failure(exc)
 
     def _run_in_horse(self, job: Job, timeout: int) -> Outcome:
         self._exiting = [horse for horse in self._exiting if not horse.reap()]
-        func = self._preload(job)
-        horse, self._spare = self._spare, None
-        if horse is not None and not horse.dispatch(job, timeout):
-            horse.reap(wait=math.inf)  # the spare died while idle
-            horse = None
-        if horse is None:
-            horse = Horse.start(job, timeout, self._exc_handlers, func)
+        horse = self._horse_for(job, timeout, self._preload(job))
         # A job still running after SPARE_AFTER seconds is not a trivial one: fork the next
         # horse meanwhile, so the next job does not wait for a fork. Trivial jobs are over
         # before that, and forking beside them would only compete with them for the CPU.
@@ -242,6 +275,19 @@ class Worker:
         if not horse.reap(wait=REAP_WITHIN if trivial and not _cpu_free() else 0.0):
             self._exiting.append(horse)
         return outcome
+
+    def _horse_for(self, job: Job, timeout: int, func: Any) -> Horse:
+        """Hand ``job`` to the spare horse, or fork a horse with it when there is no spare,
+        the spare died while idle, or the job does not pickle to be handed over."""
+        horse, self._spare = self._spare, None
+        if horse is not None:
+            try:
+                if horse.dispatch(job, timeout):
+                    return horse
+            except Exception as exc:  # dispatch dismissed the horse
+                logger.debug("Job %s does not pickle (%s); forking a horse with it", job.pk, exc)
+            horse.reap(wait=math.inf)
+        return Horse.start(job, timeout, self._exc_handlers, func)
 
     def _preload(self, job: Job) -> Any:
         """Import the job's function in the worker, so that every horse inherits it imported.
@@ -274,19 +320,21 @@ class Worker:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
 
-    def _store_failure(self, job: Job, outcome: Outcome) -> None:
-        """Store a job's failure (retried after a reconnect until it is stored)."""
-        stored = sql.fail(
-            self._cursor(), job.pk, self.name, outcome.exc_info, outcome.move_to_failed
-        )
-        self._failure = None
-        if not stored:
-            logger.warning(
-                "Job %s was no longer started by worker %s when it ended (it was failed as "
-                "abandoned or removed meanwhile); its outcome was not stored",
-                job.pk,
-                self.name,
+    def _store_failures(self) -> None:
+        """Store the failures not stored yet, one by one (after a reconnect: those left)."""
+        while self._failures:
+            job_id, outcome = self._failures[0]
+            stored = sql.fail(
+                self._cursor(), job_id, self.name, outcome.exc_info, outcome.move_to_failed
             )
+            self._failures.pop(0)
+            if not stored:
+                logger.warning(
+                    "Job %s was no longer started by worker %s when it ended (it was failed "
+                    "as abandoned or removed meanwhile); its outcome was not stored",
+                    job_id,
+                    self.name,
+                )
 
     # Waiting and heartbeats
 
@@ -296,7 +344,7 @@ class Worker:
             self._spare = Horse.prefork(self._exc_handlers)
         conn = self._conn
         deadline = time.monotonic() + self.default_worker_ttl
-        due = sql.next_due(self._cursor(), self._queues())
+        due = self._next_due()
         if due is not None:
             seconds = (due - datetime.now(UTC)).total_seconds()
             deadline = min(deadline, time.monotonic() + max(0.0, seconds))
@@ -315,6 +363,22 @@ class Worker:
                 conn.poll()
             if self._tick(quiet=True) is True:
                 return
+
+    def _next_due(self) -> datetime | None:
+        """Return when the next scheduled job is due; None for a time Python cannot hold.
+
+        A ``scheduled_for`` past year 9999 cannot be a datetime: such a job is not due for
+        ages, so the worker waits as if none were scheduled.
+        """
+        try:
+            return sql.next_due(self._cursor(), self._queues())
+        except (psycopg2.DataError, ValueError, OverflowError) as exc:
+            logger.warning(
+                "pq_next_due returned a time Python cannot hold (%s); waiting as if no "
+                "scheduled job were due",
+                exc,
+            )
+            return None
 
     def _take_notifies(self) -> bool:
         """Consume pending notifications; True if one concerns our queues (or all workers)."""
@@ -384,6 +448,9 @@ class Worker:
         conn = connect_raw(self.connection)
         try:
             conn.set_session(autocommit=True)
+            # jsonb comes as text, decoded per job: a row too deep for json.loads must fail
+            # that job alone, not the fetch of the whole claimed batch.
+            psycopg2.extras.register_default_jsonb(conn, loads=lambda text: text)
             self._conn = conn
             sql.listen(conn.cursor())
             self._queue_list = None
@@ -395,8 +462,7 @@ class Worker:
 
     def _register(self) -> None:
         keep = [job.pk for job in self._claimed] + [job_id for job_id, _ in self._done]
-        if self._failure is not None:
-            keep.append(self._failure[0].pk)
+        keep += [job_id for job_id, _ in self._failures]
         args = (self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep)
         try:
             sql.register_worker(self._cursor(), *args)
@@ -467,8 +533,7 @@ class Worker:
     def _shutdown(self) -> None:
         try:
             if self._conn is not None and not self._conn.closed:
-                if self._failure is not None:
-                    self._store_failure(*self._failure)
+                self._store_failures()
                 if self._done:
                     sql.finish_many(self._cursor(), self._done, self.name, self.default_result_ttl)
                     self._done = []
