@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -306,19 +306,37 @@ class Worker:
         return func
 
     def _run_here(self, job: Job, timeout: int) -> Outcome:
-        """Run ``job`` in this process; SIGALRM raises JobTimeoutException in it at its timeout."""
-        timed = self._old_handlers != {}  # signals are ours: we run in the main thread
-        if timed:
-            previous = signal.signal(signal.SIGALRM, _raise_timeout(timeout))
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-        self._running_inline = True
+        """Run ``job`` in this process; SIGALRM raises JobTimeoutException in it at its timeout.
+
+        A thread sends the worker's heartbeats meanwhile (the job does not use the worker's
+        connection); it is stopped before this thread uses the connection again.
+        """
+        func = self._preload(job)
+        heartbeats = _Heartbeats(self._beat_during_job, self.heartbeat_interval)
         try:
-            return perform(job, self._exc_handlers, self._preload(job))
-        finally:
-            self._running_inline = False
+            timed = self._old_handlers != {}  # signals are ours: we run in the main thread
             if timed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                previous = signal.signal(signal.SIGALRM, _raise_timeout(timeout))
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            self._running_inline = True
+            try:
+                return perform(job, self._exc_handlers, func)
+            finally:
+                self._running_inline = False
+                if timed:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, previous)
+        finally:
+            heartbeats.stop()
+
+    def _beat_during_job(self) -> None:
+        """Send a heartbeat from the heartbeat thread; leave a lost connection to the loop."""
+        try:
+            stop = self._heartbeat(register=False)
+        except _CONNECTION_ERRORS:
+            return
+        if stop is None:
+            self._next_heartbeat = 0.0  # unregistered: the loop registers again at once
 
     def _store_failures(self) -> None:
         """Store the failures not stored yet, one by one (after a reconnect: those left)."""
@@ -428,11 +446,12 @@ class Worker:
             logger.warning("Failed %d job(s) abandoned by dead workers", reaped)
         sql.expire_jobs(self._cursor())
 
-    def _heartbeat(self) -> bool | None:
-        """Renew our registration; return True when we were asked to stop."""
+    def _heartbeat(self, register: bool = True) -> bool | None:
+        """Renew our registration; return True when we were asked to stop, None when we were
+        not registered (reaped while unreachable): then, with ``register``, register again."""
         self._next_heartbeat = time.monotonic() + self.heartbeat_interval
         stop = sql.heartbeat(self._cursor(), self.name, self._ttl())
-        if stop is None:  # reaped while unreachable: register again
+        if stop is None and register:
             self._register()
         elif stop:
             logger.info("Worker %s was asked to stop", self.name)
@@ -589,6 +608,29 @@ class Worker:
             logger.warning("Got %s again: killing the current job and stopping", name)
             if self._running_inline:
                 raise WorkerStopped("the worker was stopped by force mid-job")
+
+
+class _Heartbeats:
+    """A thread calling ``beat`` every ``interval`` seconds until :meth:`stop`."""
+
+    def __init__(self, beat: Callable[[], None], interval: float) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pq-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self._beat()
+            except Exception:
+                logger.exception("Sending a heartbeat during a job failed")
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (a heartbeat under way ends first)."""
+        self._stopped.set()
+        self._thread.join()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -122,11 +122,12 @@ def test_a_running_worker_reaps_a_dead_worker_on_its_heartbeat(
     assert "Failed 1 job(s) abandoned by dead workers" in survivor.log()
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["forking", "simple"])
 def test_a_live_worker_keeps_its_heartbeat_while_a_job_outlasts_its_ttl(
-    workers: WorkerProcesses, tmp_path: Path, raw_conn: connection
+    workers: WorkerProcesses, tmp_path: Path, raw_conn: connection, fork: bool
 ) -> None:
     marker = tmp_path / "marker"
-    worker = workers.python_worker(["default"], "busy", HEARTBEAT)
+    worker = workers.python_worker(["default"], "busy", HEARTBEAT, fork=fork)
     worker.wait_for_log("*** Listening for work on default")
     job = Queue().enqueue(jobs.sleep_then_mark, 4, str(marker))  # twice the worker's TTL
     wait_until(lambda: lines(marker) == ["started"], what="the job to start")

@@ -172,15 +172,16 @@ class WorkerProcesses:
         return self._start([sys.executable, "-m", "django", "pqworker", *args], "pqworker")
 
     def python_worker(
-        self, queues: list[str], name: str, heartbeat_interval: float
+        self, queues: list[str], name: str, heartbeat_interval: float, fork: bool = True
     ) -> WorkerProcess:
-        """Start a worker with a chosen heartbeat (which pqworker has no option for)."""
+        """Start a worker with a chosen heartbeat (which pqworker has no option for); with
+        ``fork=False``, a simple worker (jobs run in the worker process)."""
         code = (
             "import django\n"
             "django.setup()\n"
             "from pq.worker import Worker\n"
-            f"Worker({queues!r}, name={name!r}, heartbeat_interval={heartbeat_interval!r})"
-            ".work()\n"
+            f"Worker({queues!r}, name={name!r}, heartbeat_interval={heartbeat_interval!r},"
+            f" fork={fork!r}).work()\n"
         )
         return self._start([sys.executable, "-c", code], "python-worker")
 
