@@ -1,15 +1,18 @@
 """Running one job: in a forked work horse (the default) or in the worker's own process.
 
-The horse is a child process in its own process group. It gets no database connection: a
-connection the parent had open stays untouched (the child never uses nor closes it, and
-leaves with ``os._exit``), and Django opens a fresh one only if the job uses the ORM. The
-horse reports the outcome to the parent through a pipe; the parent enforces the timeout by
-killing the horse's process group, and turns any other end of the horse (an exit, a signal)
-into a failure with the reason.
+The horse is a child process in its own process group, killed by the kernel when its worker
+dies (Linux; see :func:`_die_with`), so no horse runs on past its worker's timeout. It gets
+no database connection: a connection the parent had open stays untouched (the child never
+uses nor closes it, and leaves with ``os._exit``), and Django opens a fresh one only if the
+job uses the ORM. The horse reports the outcome to the parent through a pipe; the parent
+enforces the timeout by killing the horse's process group, and turns any other end of the
+horse (an exit, a signal) into a failure with the reason.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import math
@@ -236,11 +239,15 @@ class Horse:
         return self._finish(status)
 
     def kill(self, reason: Exception) -> Outcome:
-        """Kill the horse's process group, reap it, and return a failure saying ``reason``."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """Kill the horse and its process group, reap it, and return a failure saying ``reason``.
+
+        The horse itself is signalled too: a job may have moved it to another group.
+        """
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         os.waitpid(self.pid, 0)
         self.pid = 0
         self._close()
@@ -318,23 +325,40 @@ def _fork(run: Callable[[int], None]) -> tuple[int, int, int | None]:
     """
     connections.close_all()
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the horse
         code = 1
         try:
             os.close(read_end)
-            _become_horse()
+            _become_horse(parent)
             run(write_end)
             code = 0
         finally:
             os._exit(code)
     os.close(write_end)
+    _own_group(pid)
     return pid, read_end, os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
 
 
-def _become_horse() -> None:
-    """Prepare a freshly forked child to run a job."""
+def _own_group(pid: int) -> None:
+    """Put the horse ``pid`` in its own process group, from the parent.
+
+    The horse does the same (``setpgrp``); whichever runs first wins, so the group exists
+    once :func:`_fork` returns and a kill right after the fork reaches the horse. Refused
+    (ignored) when the horse exited already or made itself a session leader.
+    """
+    try:
+        os.setpgid(pid, pid)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.ESRCH, errno.EPERM):
+            raise
+
+
+def _become_horse(parent: int) -> None:
+    """Prepare a freshly forked child of ``parent`` to run a job."""
     os.setpgrp()
+    _die_with(parent)
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
@@ -347,6 +371,35 @@ def _become_horse() -> None:
 
 
 _inherited: list[Any] = []
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    """Return libc's ``prctl``, or None where there is none (not Linux)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _libc_prctl()  # looked up once, in the worker, not in each horse
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this horse when its worker, ``parent``, dies.
+
+    The worker enforces the job's timeout; a horse left without it would run unbounded
+    (and, on a serial queue, beside the next job of its queue). The signal comes when the
+    thread that forked the horse ends: workers fork from the thread running their loop,
+    which outlives its horses. If the worker died before ``prctl`` was called, the horse
+    has been re-parented already and leaves at once. Where there is no ``prctl`` (not
+    Linux), a horse outlives a worker killed with SIGKILL.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _write_all(fd: int, data: bytes) -> None:

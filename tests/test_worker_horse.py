@@ -7,6 +7,7 @@ calls in a file; handlers for timeouts and dead horses run in the worker (this p
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from django.test import override_settings
 
 from pq import Queue, Worker, get_failed_queue
 from pq.exceptions import JobTimeoutException, WorkHorseDied
+from pq.horse import Horse
 from pq.models import Job, JobStatus
 from tests import jobs
 from tests.workerprocs import pid_alive, wait_until
@@ -272,3 +274,29 @@ def test_worker_stays_usable_after_many_crashing_horses() -> None:
     wait_until(lambda: Job.fetch(last.pk).is_finished, timeout=1)
     assert Job.fetch(last.pk).result == 5
     assert get_failed_queue().count == 4
+
+
+# Process groups
+
+
+def test_a_horse_leads_its_own_process_group_once_started() -> None:
+    """The parent sets the group too, so a timeout firing before the horse ran still kills it."""
+    job = Queue().enqueue(jobs.sleep, 30)
+    for _ in range(20):
+        horse = Horse.start(job, 60, [])
+        try:
+            assert os.getpgid(horse.pid) == horse.pid
+        finally:
+            horse.kill(RuntimeError("test over"))
+
+
+def test_a_horse_killed_right_after_it_started_is_reaped_at_once() -> None:
+    job = Queue().enqueue(jobs.sleep, 30)
+    started = time.monotonic()
+    for _ in range(20):
+        horse = Horse.start(job, 60, [])
+        pid = horse.pid
+        outcome = horse.kill(JobTimeoutException("timed out at once"))
+        assert not outcome.ok and "timed out at once" in outcome.exc_info
+        assert not pid_alive(pid)
+    assert time.monotonic() - started < 10

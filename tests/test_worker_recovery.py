@@ -17,7 +17,7 @@ from psycopg2.extensions import connection, make_dsn, parse_dsn
 from pq import Queue, Worker
 from pq.models import Job, JobStatus, WorkerStore
 from tests import jobs
-from tests.workerprocs import WorkerProcess, WorkerProcesses, kill_hard, wait_until
+from tests.workerprocs import WorkerProcess, WorkerProcesses, kill_hard, pid_alive, wait_until
 
 HEARTBEAT = 0.5  # the worker's TTL is 3 heartbeats, rounded up: 2 s
 
@@ -141,6 +141,21 @@ def test_a_live_worker_keeps_its_heartbeat_while_a_job_outlasts_its_ttl(
     done = Job.fetch(job.pk)
     assert done.status == JobStatus.FINISHED, done.exc_info
     assert worker.popen.poll() is None
+
+
+def test_a_horse_dies_with_its_killed_worker(workers: WorkerProcesses, tmp_path: Path) -> None:
+    """No horse runs on without the worker that enforces its timeout."""
+    pid_file = tmp_path / "pid"
+    worker = workers.python_worker(["default"], "doomed", HEARTBEAT)
+    worker.wait_for_log("*** Listening for work on default")
+    Queue().enqueue_call(jobs.write_pid_then_sleep, args=(str(pid_file), 60), timeout=90)
+    horse = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip()))
+    workers.orphans.append(horse)
+
+    worker.send(signal.SIGKILL)
+    assert worker.wait(timeout=10) == -signal.SIGKILL
+
+    wait_until(lambda: not pid_alive(horse), timeout=2, what="the horse to die with its worker")
 
 
 def test_worker_stopped_cleanly_removes_its_row_and_abandons_nothing(
