@@ -185,12 +185,15 @@ class Worker:
         """Store the results of done jobs and claim the next ones, in one call.
 
         A claimed row that does not decode is failed as that job (see :meth:`_reject`).
+        Notifications received until now are dropped: the claim answers them.
         """
         queues = self._queues()
+        self._conn.notifies.clear()
         rows = sql.finish_dequeue(
             self._cursor(), self._done, self.name, self.default_result_ttl, queues, self.batch
         )
         self._done = []
+        self._log_notices()
         priority = {name: index for index, name in enumerate(queues)}
         rows.sort(key=lambda row: (priority.get(row["queue"], 0), row["id"]))
         self._claimed = []
@@ -346,6 +349,7 @@ class Worker:
                 self._cursor(), job_id, self.name, outcome.exc_info, outcome.move_to_failed
             )
             self._failures.pop(0)
+            self._log_notices()
             if not stored:
                 logger.warning(
                     "Job %s was no longer started by worker %s when it ended (it was failed "
@@ -353,6 +357,14 @@ class Worker:
                     job_id,
                     self.name,
                 )
+
+    def _log_notices(self) -> None:
+        """Log, as warnings, the notices PostgreSQL sent the worker's connection (e.g. an
+        outcome the SQL could not store), and forget them."""
+        notices = self._conn.notices
+        for notice in notices:
+            logger.warning("Worker %s: PostgreSQL said: %s", self.name, notice.strip())
+        notices.clear()
 
     # Waiting and heartbeats
 
@@ -560,6 +572,7 @@ class Worker:
                     sql.release(self._cursor(), [job.pk for job in self._claimed], self.name)
                     self._claimed = []
                 sql.unregister_worker(self._cursor(), self.name)
+                self._log_notices()
         except _CONNECTION_ERRORS as exc:
             logger.warning("Worker %s could not unregister (%s)", self.name, exc)
         finally:

@@ -184,3 +184,11 @@ def record_pid(path: str, tag: str = "") -> int:
 def send_sigterm_to_self() -> None:
     """Ask the process running this job to stop (a worker in non-forking mode stops)."""
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def enqueue_elsewhere(count: int) -> int:
+    """Enqueue ``count`` jobs on queue 'elsewhere', one NOTIFY each; return ``count``."""
+    elsewhere = Queue("elsewhere")
+    for _ in range(count):
+        elsewhere.enqueue(say_hello)
+    return count

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -119,3 +121,36 @@ def test_pqworker_simple_batch_runs_the_queue() -> None:
 
     results = dict(Job.objects.filter(pk__in=ids).values_list("id", "result"))
     assert results == {job_id: n + 1 for n, job_id in enumerate(ids)}
+
+
+def test_a_busy_worker_drops_the_notifications_its_claims_answer() -> None:
+    """NOTIFYs received while busy pile up in the connection unless each claim drops them."""
+    count = 300
+    seen: list[int] = []
+
+    def count_notifies(job: Job, *exc_info: Any) -> None:
+        seen.append(len(worker._conn.notifies))
+
+    q = Queue()
+    q.enqueue(jobs.enqueue_elsewhere, count)  # reach the worker while it is busy
+    q.enqueue(jobs.add, 1, 2)
+    q.enqueue(jobs.div_by_zero)
+    worker = Worker(q, fork=False, exc_handler=count_notifies)
+    worker.work(burst=True)
+
+    assert len(seen) == 1
+    assert seen[0] < count, "the worker kept every notification received while busy"
+
+
+def test_notices_of_postgresql_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    def raise_a_warning(job: Job, *exc_info: Any) -> None:
+        with worker._conn.cursor() as cursor:
+            cursor.execute("DO $$ BEGIN RAISE WARNING 'outcome of job % not stored', 42; END $$")
+
+    Queue().enqueue(jobs.div_by_zero)
+    worker = Worker(Queue(), fork=False, exc_handler=raise_a_warning)
+    with caplog.at_level(logging.WARNING, logger="pq"):
+        worker.work(burst=True)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("WARNING:  outcome of job 42 not stored" in text for text in warnings), warnings
