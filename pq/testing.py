@@ -470,6 +470,17 @@ class TemporaryPostgres:
                 shutil.rmtree(self._base_dir, ignore_errors=True)
                 self._base_dir = None
 
+    def restart(self, immediate: bool = False) -> None:
+        """Stop the server and start it again on the same data and port (fault tests).
+
+        A fast shutdown (SIGINT) ends every session and checkpoints; an immediate one
+        (SIGQUIT) ends everything at once, as a crash does, and the server recovers from its
+        WAL at the next start.
+        """
+        server = self._require()
+        server.terminate(signal.SIGQUIT if immediate else signal.SIGINT)
+        server.start()
+
     def _start(self) -> None:
         postgresql = _postgresql_class()
         account = run_as_account() if os.geteuid() == 0 else None
