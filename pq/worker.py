@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import secrets
 import select
 import signal
 import socket
@@ -20,7 +21,12 @@ import psycopg2.extras
 
 from pq import conf, sql
 from pq.connection import connect as connect_raw
-from pq.exceptions import JobTimeoutException, WorkerNameTaken, WorkerStopped
+from pq.exceptions import (
+    JobTimeoutException,
+    WorkerNameTaken,
+    WorkerNotRegistered,
+    WorkerStopped,
+)
 from pq.horse import ExcHandler, Horse, Outcome, drain, perform, run_handlers
 from pq.models import Job, UndecodableJob
 from pq.queue import FAILED_QUEUE, Queue
@@ -31,6 +37,7 @@ logger = logging.getLogger("pq")
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 SPARE_AFTER = 0.05  # seconds a job runs before its worker forks the next horse beside it
 REAP_WITHIN = 1.0  # seconds a worker waits for a horse that reported to exit
+QUEUE_CLEANUP_EVERY = 300.0  # seconds between removals of unused queue rows
 
 
 class Worker:
@@ -82,6 +89,10 @@ class Worker:
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.name = name or f"{self.hostname}.{self.pid}"
+        # Tells this process apart from an earlier one with the same name, host and pid (a
+        # container restarted within the heartbeat TTL): its registration is a reconnect of
+        # this process only with this token.
+        self.token = secrets.token_hex(16)
         self.default_worker_ttl = default_worker_ttl or conf.default_worker_ttl()
         self.default_result_ttl = (
             conf.default_result_ttl() if default_result_ttl is None else default_result_ttl
@@ -99,6 +110,7 @@ class Worker:
         self._old_handlers: dict[int, Any] = {}
         self._next_heartbeat = 0.0
         self._next_maintenance = 0.0  # reaping dead workers and expiring results
+        self._next_queue_cleanup = 0.0
         # Jobs claimed and not run yet; results of jobs done and not stored yet (they are
         # stored with the next claim, in the same call); failures not stored yet (several
         # when rows of one claimed batch do not decode), each as (job id, outcome).
@@ -108,7 +120,6 @@ class Worker:
         self._running_inline = False
         self._exiting: list[Horse] = []
         self._spare: Horse | None = None  # forked while idle, so a job starts without a fork
-        self._queue_list: list[str] | None = None  # all queues' names, read on demand
         self._callables: dict[str, Any] = {}
         self.jobs_done = 0
 
@@ -187,15 +198,16 @@ class Worker:
         A claimed row that does not decode is failed as that job (see :meth:`_reject`).
         Notifications received until now are dropped: the claim answers them.
         """
-        queues = self._queues()
         self._conn.notifies.clear()
-        rows = sql.finish_dequeue(
-            self._cursor(), self._done, self.name, self.default_result_ttl, queues, self.batch
-        )
+        try:
+            rows = self._finish_dequeue()
+        except WorkerNotRegistered:  # reaped while alive: register again, then claim
+            logger.warning("Worker %s was not registered any more; registering again", self.name)
+            self._register()
+            rows = self._finish_dequeue()
         self._done = []
         self._log_notices()
-        priority = {name: index for index, name in enumerate(queues)}
-        rows.sort(key=lambda row: (priority.get(row["queue"], 0), row["id"]))
+        rows.sort(key=self._claim_order())
         self._claimed = []
         for row in rows:
             try:
@@ -204,6 +216,29 @@ class Worker:
                 self._reject(row["id"], exc)
             else:
                 self._claimed.append(job)
+
+    def _finish_dequeue(self) -> list[dict[str, Any]]:
+        return sql.finish_dequeue(
+            self._cursor(),
+            self._done,
+            self.name,
+            self.default_result_ttl,
+            self._queues(),
+            self.batch,
+        )
+
+    def _claim_order(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The order in which claimed rows run: the order the SQL claims them in (queues
+        given in priority order, or every queue's due scheduled jobs first, then queues in
+        name order), oldest first."""
+        if self.all_queues:
+            return lambda row: (
+                (0, row["scheduled_for"], row["id"])
+                if row["scheduled_for"] is not None
+                else (1, row["queue"], row["id"])
+            )
+        priority = {name: index for index, name in enumerate(self.queue_names)}
+        return lambda row: (priority.get(row["queue"], 0), row["id"])
 
     def _reject(self, job_id: int, reason: UndecodableJob) -> None:
         """Fail a job the worker cannot decode or describe, without running it.
@@ -414,12 +449,10 @@ class Worker:
         """Consume pending notifications; True if one concerns our queues (or all workers)."""
         notifies = list(self._conn.notifies)
         self._conn.notifies.clear()
-        queues = self._queues()
         for notify in notifies:
-            if notify.payload == "" or notify.payload in queues:
+            if notify.payload == "" or notify.payload in self.queue_names:
                 return True
             if self.all_queues and notify.payload != FAILED_QUEUE:
-                self._queue_list = None
                 return True
         return False
 
@@ -451,12 +484,17 @@ class Worker:
         return stop
 
     def _maintain(self) -> None:
-        """Fail the jobs of dead workers and delete results whose TTL ran out."""
-        self._next_maintenance = time.monotonic() + self.heartbeat_interval
+        """Fail the jobs of dead workers and delete results whose TTL ran out; now and then,
+        remove the rows of queues nothing uses any more."""
+        now = time.monotonic()
+        self._next_maintenance = now + self.heartbeat_interval
         reaped = sql.reap_workers(self._cursor())
         if reaped:
             logger.warning("Failed %d job(s) abandoned by dead workers", reaped)
         sql.expire_jobs(self._cursor())
+        if now >= self._next_queue_cleanup:
+            self._next_queue_cleanup = now + QUEUE_CLEANUP_EVERY
+            sql.remove_empty_queues(self._cursor())
 
     def _heartbeat(self, register: bool = True) -> bool | None:
         """Renew our registration; return True when we were asked to stop, None when we were
@@ -484,7 +522,6 @@ class Worker:
             psycopg2.extras.register_default_jsonb(conn, loads=lambda text: text)
             self._conn = conn
             sql.listen(conn.cursor())
-            self._queue_list = None
             self._register()
         except BaseException:
             self._conn = None  # not registered: shutting down must not unregister the name
@@ -496,17 +533,18 @@ class Worker:
         keep += [job_id for job_id, _ in self._failures]
         args = (self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep)
         try:
-            sql.register_worker(self._cursor(), *args)
+            sql.register_worker(self._cursor(), *args, token=self.token)
         except WorkerNameTaken:
             if not self._take_over_dead_namesake():
                 raise
-            sql.register_worker(self._cursor(), *args)
+            sql.register_worker(self._cursor(), *args, token=self.token)
         self._next_heartbeat = time.monotonic() + self.heartbeat_interval
 
     def _take_over_dead_namesake(self) -> bool:
         """Unregister the worker holding our name if it ran on this host and its process is
         dead (a worker restarted with a fixed name right after a kill -9); its started jobs
-        are failed as abandoned. Return whether it was taken over."""
+        are failed as abandoned. Return whether it was taken over. (A holder with our own pid
+        and another token, a container restarted as pid 1, is replaced by the SQL itself.)"""
         holder = sql.worker_host(self._cursor(), self.name)
         if holder is None or holder[0] != self.hostname or holder[1] in (None, self.pid):
             return False
@@ -541,17 +579,13 @@ class Worker:
     def _cursor(self) -> Any:
         return self._conn.cursor()
 
-    def _queues(self) -> list[str]:
-        if not self.all_queues:
-            return self.queue_names
-        if self._queue_list is None:
-            cursor = self._cursor()
-            cursor.execute("SELECT name FROM pq_queue WHERE name <> 'failed' ORDER BY name")
-            self._queue_list = [name for (name,) in cursor.fetchall()]
-        return self._queue_list
+    def _queues(self) -> list[str] | None:
+        """The queue names the SQL works on: those given, or None for every queue but failed
+        (claimed in one statement, however many queues exist)."""
+        return None if self.all_queues else self.queue_names
 
     def _queue_label(self) -> str:
-        return ", ".join(self._queues()) or "all queues (none exists yet)"
+        return ", ".join(self.queue_names) or "all queues"
 
     def _close(self) -> None:
         if self._conn is not None:

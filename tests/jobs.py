@@ -192,3 +192,11 @@ def enqueue_elsewhere(count: int) -> int:
     for _ in range(count):
         elsewhere.enqueue(say_hello)
     return count
+
+
+def forget_worker(name: str) -> None:
+    """Delete worker ``name``'s registration, as a reaper does when it thinks it dead."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pq_worker WHERE name = %s", [name])

@@ -18,6 +18,7 @@ from pq import sql
 from pq.models import Job, JobStatus, WorkerStore
 from pq.queue import Queue
 from tests import jobs
+from tests.claims import claim
 
 WORKER = "admin-test-worker"
 
@@ -41,7 +42,7 @@ def client() -> Client:
 
 def start(queue: str = "default", worker: str = WORKER) -> int:
     with connections["default"].cursor() as cursor:
-        row = sql.dequeue(cursor, [queue], worker)
+        row = claim(cursor, [queue], worker)
     assert row is not None
     return row["id"]
 
@@ -267,5 +268,5 @@ def test_stopped_worker_gets_no_job(client: Client) -> None:
     Queue().enqueue(jobs.say_hello)
     client.post(reverse("admin:pq_workerstore_change", args=[WORKER]), {"stop": "on"})
     with connections["default"].cursor() as cursor:
-        assert sql.dequeue(cursor, ["default"], WORKER) is None
+        assert claim(cursor, ["default"], WORKER) is None
     assert Queue().count == 1

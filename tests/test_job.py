@@ -17,6 +17,7 @@ from pq.queue import Queue
 from pq.serialization import PICKLE_TAG, to_json
 from pq.worker import Worker
 from tests import jobs
+from tests.claims import claim
 
 WORKER = "test-worker"
 
@@ -40,7 +41,7 @@ UNJSONABLE = {
 
 def dequeue(queue: str = "default") -> dict:
     with connections["default"].cursor() as cursor:
-        row = sql.dequeue(cursor, [queue], WORKER)
+        row = claim(cursor, [queue], WORKER)
     assert row is not None
     return row
 
@@ -125,6 +126,7 @@ def test_fetch_of_a_missing_job_raises_does_not_exist() -> None:
 
 def test_refresh_from_db_reads_what_sql_changed(raw_conn: connection) -> None:
     job = Queue().enqueue(jobs.say_hello)
+    select(raw_conn, "SELECT pq_register_worker('raw-worker', NULL, 3600)")
     select(raw_conn, "SELECT id FROM pq_dequeue(ARRAY['default'], 'raw-worker')")
     assert job.status == JobStatus.QUEUED
     job.refresh_from_db()

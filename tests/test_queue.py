@@ -22,6 +22,7 @@ from pq.exceptions import InvalidArgument, InvalidJobState, NoSuchJob
 from pq.models import Job, JobStatus
 from pq.queue import FailedQueue, Queue, get_failed_queue
 from tests import jobs
+from tests.claims import claim
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def fail_job(job: Job, worker: str = "test-worker") -> None:
     """Fail ``job`` as a worker would: claim it with pq_dequeue, then pq_fail it."""
     with connections["default"].cursor() as cursor:
-        row = sql.dequeue(cursor, [job.queue], worker)
+        row = claim(cursor, [job.queue], worker)
         assert row is not None and row["id"] == job.pk
         assert sql.fail(cursor, job.pk, worker, "Traceback...\nZeroDivisionError: boom")
 
@@ -37,7 +38,7 @@ def fail_job(job: Job, worker: str = "test-worker") -> None:
 def start_job(queue: str, worker: str = "test-worker") -> int:
     """Claim the next job of ``queue`` with pq_dequeue; return its id."""
     with connections["default"].cursor() as cursor:
-        row = sql.dequeue(cursor, [queue], worker)
+        row = claim(cursor, [queue], worker)
     assert row is not None
     return row["id"]
 

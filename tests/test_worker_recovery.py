@@ -310,3 +310,41 @@ def test_a_worker_restarted_with_its_name_after_a_kill_takes_the_name_over(
     assert failed.exc_info.startswith("AbandonedJob"), failed.exc_info
     assert lines(marker) == ["started"], "the dead worker's job was run again"
     assert Job.fetch(after.pk).result == "Hi there, again!"
+
+
+def test_a_new_process_with_a_dead_ones_name_host_and_pid_fails_its_job_not_reruns_it(
+    raw_conn: connection,
+) -> None:
+    # A container restarted within the heartbeat TTL: same hostname, same pid (1), a new
+    # process. Its predecessor's registration and started job are still there.
+    worker = Worker(["default"], name="container")
+    old = Queue().enqueue(jobs.say_hello, "old")
+    with raw_conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT pq_register_worker('container', ARRAY['default'], 60, %s, %s, '{}',"
+            " 'token-of-the-dead-process')",
+            [worker.hostname, worker.pid],
+        )
+        cursor.execute("SELECT id FROM pq_dequeue(ARRAY['default'], 'container')")
+        assert cursor.fetchone() == (old.pk,)
+    new = Queue().enqueue(jobs.say_hello, "new")
+
+    worker.work(burst=True)
+
+    failed = Job.fetch(old.pk)
+    assert failed.status == JobStatus.FAILED, "the dead process's job was run again"
+    assert failed.exc_info.startswith("AbandonedJob"), failed.exc_info
+    assert Job.fetch(new.pk).result == "Hi there, new!"
+
+
+def test_a_worker_reaped_while_alive_registers_again_before_claiming(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Queue().enqueue(jobs.forget_worker, "reaped-alive")
+    after = Queue().enqueue(jobs.say_hello, "after")
+
+    Worker(["default"], name="reaped-alive").work(burst=True)
+
+    assert Job.fetch(after.pk).result == "Hi there, after!"
+    assert Job.fetch(after.pk).worker == "reaped-alive"
+    assert "was not registered any more; registering again" in caplog.text

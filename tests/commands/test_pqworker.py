@@ -21,6 +21,7 @@ from pq import sql
 from pq.models import Job, JobStatus, WorkerStore
 from pq.queue import Queue
 from tests import jobs
+from tests.claims import claim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,8 +73,9 @@ def test_burst_without_queues_works_on_every_queue_but_failed(raw_conn: connecti
     ran = [Queue(name).enqueue(jobs.say_hello, name).pk for name in ("alpha", "beta", "default")]
     failed = Queue("gamma").enqueue(jobs.div_by_zero)
     with connections["default"].cursor() as cursor:
-        assert sql.dequeue(cursor, ["gamma"], "earlier-worker")["id"] == failed.pk
+        assert claim(cursor, ["gamma"], "earlier-worker")["id"] == failed.pk
         assert sql.fail(cursor, failed.pk, "earlier-worker", "ZeroDivisionError")
+        sql.unregister_worker(cursor, "earlier-worker")  # that worker is gone
     # A job waiting in the failed queue itself (only SQL can put one there) is not taken.
     [(stray,)] = select(
         raw_conn,
@@ -132,7 +134,7 @@ def test_a_name_in_use_is_a_command_error_that_leaves_the_other_worker_alone(
     job = Queue().enqueue(jobs.say_hello)
     with connections["default"].cursor() as cursor:
         sql.register_worker(cursor, "dup", ["default"], 60, "elsewhere.example", 1)
-        assert sql.dequeue(cursor, ["default"], "dup")["id"] == job.pk
+        assert claim(cursor, ["default"], "dup")["id"] == job.pk
 
     with pytest.raises(CommandError, match="dup"):
         pqworker("default", "--burst", "--name=dup")
