@@ -38,9 +38,13 @@ SETUP = [
     " FROM generate_series(1, 1000)",
     "VACUUM ANALYZE pqbench_job",
     "VACUUM ANALYZE pq_job",
+    # pgbench's clients claim as workers pgbench.0 to pgbench.3: only registered workers
+    # get jobs (PQ006). Registered for an hour; unregistered below.
+    "SELECT pq_register_worker('pgbench.' || n, NULL, 3600) FROM generate_series(0, 3) AS n",
 ]
 TEARDOWN = [
     "DROP TABLE IF EXISTS pqbench_job",
+    "SELECT pq_unregister_worker('pgbench.' || n) FROM generate_series(0, 3) AS n",
     "DELETE FROM pq_job WHERE origin = 'pgbench'",
     "VACUUM ANALYZE pq_job",
 ]
