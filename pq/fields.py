@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import models
 
 from pq.serialization import from_json, to_json
+
+logger = logging.getLogger("pq")
 
 
 class PickleJSONField(models.JSONField):
@@ -17,7 +20,15 @@ class PickleJSONField(models.JSONField):
     """
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        return from_json(super().from_db_value(value, expression, connection))
+        stored = super().from_db_value(value, expression, connection)
+        try:
+            return from_json(stored)
+        except Exception as exc:
+            # A pickled part that does not load (any pq_enqueue caller can write one): give
+            # the stored JSON as it is, so the row stays readable (the admin's failed jobs,
+            # Job.fetch); the worker fails such a job with the reason (Job.from_row).
+            logger.warning("A stored %s value does not decode (%s); read as stored", self.name, exc)
+            return stored
 
     def get_prep_value(self, value: Any) -> Any:
         return super().get_prep_value(to_json(value))

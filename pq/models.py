@@ -108,7 +108,11 @@ class Job(models.Model):
         db_table = "pq_job"
 
     def __str__(self) -> str:
-        return f"job {self.pk} {self.get_description()}"
+        try:
+            shown = self.get_description()
+        except Exception:  # an instance that does not unpickle: still name the job
+            shown = f"{self.func}(...)"
+        return f"job {self.pk} {shown}"
 
     @classmethod
     def fetch(cls, job_id: int, connection: str = "default") -> Job:

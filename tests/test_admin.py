@@ -17,6 +17,7 @@ from psycopg2.extensions import connection
 from pq import sql
 from pq.models import Job, JobStatus, WorkerStore
 from pq.queue import Queue
+from pq.worker import Worker
 from tests import jobs
 from tests.claims import claim
 
@@ -270,3 +271,24 @@ def test_stopped_worker_gets_no_job(client: Client) -> None:
     with connections["default"].cursor() as cursor:
         assert claim(cursor, ["default"], WORKER) is None
     assert Queue().count == 1
+
+
+def test_a_job_that_does_not_decode_is_still_listed_and_shown(client: Client) -> None:
+    # What any pq_enqueue caller can write, and the worker fails as UndecodableJob.
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pq_enqueue('default', 'calculate', '[{\"$pickle\": \"!!\"}]',"
+            " instance => decode('00ff1234', 'hex'))"
+        )
+        (job_id,) = cursor.fetchone()
+    Worker(["default"], name="bad-rows").work(burst=True)
+
+    listing = client.get(reverse("admin:pq_failedjob_changelist"))
+    assert listing.status_code == 200
+    assert listed(listing.content, "failedjob") == [str(job_id)]
+    page = client.get(reverse("admin:pq_failedjob_change", args=[job_id]))
+    assert page.status_code == 200
+    assert "UndecodableJob" in page.content.decode()
+    job = Job.fetch(job_id)
+    assert job.args == [{"$pickle": "!!"}]  # as stored
+    assert str(job) == f"job {job_id} calculate(...)"
