@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -13,6 +14,7 @@ from psycopg2.extensions import connection
 
 from pq import sql as pq_sql
 from tests.sql.helpers import FUNC, enqueue, execute, fetch_all, fetch_value, get_job, raises_pq
+from tests.workerprocs import WorkerProcesses, wait_until
 
 ENQUEUE_SIGNATURE = (
     "pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
@@ -230,3 +232,24 @@ def test_admin_reader_grants(raw_conn: connection, role: Role) -> None:
     assert fetch_value(reader, "SELECT queue FROM pq_job WHERE id = %s", (job_id,)) == "emails"
     with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function pq_enqueue$"):
         enqueue(reader, "emails")
+
+
+def test_anyone_can_wake_the_workers_and_nothing_more(
+    raw_conn: connection, role: Role, tmp_path: Path
+) -> None:
+    # PostgreSQL has no privilege for NOTIFY: a role with no rights at all can notify
+    # pq_jobs. A wake-up costs an idle worker one empty claim; it runs nothing, and the
+    # worker goes on serving real jobs.
+    with WorkerProcesses(tmp_path) as workers:
+        worker = workers.pqworker("--name=woken")
+        worker.wait_for_log("*** Listening for work on all queues")
+        stranger = role.connect()
+        with stranger.cursor() as cursor:
+            for payload in ("", "default", "failed", "no-such-queue") * 100:
+                cursor.execute("SELECT pg_notify('pq_jobs', %s)", [payload])
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cursor.execute("SELECT pq_enqueue('default', %s)", [FUNC])
+        assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0
+        job_id = enqueue(raw_conn, "default", FUNC)
+        wait_until(lambda: get_job(raw_conn, job_id)["status"] == "finished", what="the job")
+        assert worker.popen.poll() is None, worker.log()
