@@ -16,8 +16,8 @@ from pathlib import Path
 from types import ModuleType
 
 OUT = Path(__file__).resolve().parent / "out"
-SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "big"]
-DEFAULT_SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory"]
+SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "queues", "big"]
+DEFAULT_SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "queues"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,7 +58,7 @@ def _redis(enabled: bool) -> Iterator[str | None]:
 
 
 def _modules() -> dict[str, ModuleType]:
-    from bench import bigqueue, enqueue, latency, memory, pgbench, throughput
+    from bench import bigqueue, enqueue, latency, memory, pgbench, queues, throughput
 
     return {
         "pgbench": pgbench,
@@ -66,6 +66,7 @@ def _modules() -> dict[str, ModuleType]:
         "enqueue": enqueue,
         "latency": latency,
         "memory": memory,
+        "queues": queues,
         "big": bigqueue,
     }
 
