@@ -204,6 +204,7 @@ class Worker:
             rows = self._finish_dequeue()
         except WorkerNotRegistered:  # reaped while alive: register again, then claim
             logger.warning("Worker %s was not registered any more; registering again", self.name)
+            self._conn.notices.clear()  # said of a call rolled back; the retry says it again
             self._register()
             rows = self._finish_dequeue()
         self._done = []

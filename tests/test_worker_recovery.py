@@ -348,3 +348,21 @@ def test_a_worker_reaped_while_alive_registers_again_before_claiming(
     assert Job.fetch(after.pk).result == "Hi there, after!"
     assert Job.fetch(after.pk).worker == "reaped-alive"
     assert "was not registered any more; registering again" in caplog.text
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forking", "simple"])
+def test_a_result_for_a_job_failed_meanwhile_is_logged_not_lost_silently(
+    fork: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = Queue().enqueue(jobs.be_abandoned, "partitioned")
+
+    Worker(["default"], name="partitioned", fork=fork).work(burst=True)
+
+    failed = Job.fetch(job.pk)
+    assert failed.status == JobStatus.FAILED
+    assert failed.exc_info.startswith("AbandonedJob"), failed.exc_info
+    warning = (
+        f"pq_finish_many: the outcome of job(s) {job.pk} was not stored: not started by"
+        " worker partitioned any more"
+    )
+    assert caplog.text.count(warning) == 1, caplog.text
