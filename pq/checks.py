@@ -10,10 +10,15 @@ from django.core import checks
 from pq import conf
 
 _INTEGER_SETTINGS = {
-    # name: (lowest allowed value, what the value means)
-    "PQ_DEFAULT_RESULT_TTL": (-1, "seconds to keep results; 0 deletes at once, -1 keeps forever"),
-    "PQ_DEFAULT_WORKER_TTL": (1, "seconds an idle worker waits before polling"),
-    "PQ_DEFAULT_JOB_TIMEOUT": (1, "seconds a job may run"),
+    # name: (check id, lowest allowed value, what the value means). Ids are fixed: adding a
+    # setting takes the next free id and never renumbers the others.
+    "PQ_DEFAULT_RESULT_TTL": (
+        "pq.E001",
+        -1,
+        "seconds to keep results; 0 deletes at once, -1 keeps forever",
+    ),
+    "PQ_DEFAULT_WORKER_TTL": ("pq.E002", 1, "seconds an idle worker waits before polling"),
+    "PQ_DEFAULT_JOB_TIMEOUT": ("pq.E003", 1, "seconds a job may run"),
 }
 
 
@@ -21,14 +26,14 @@ _INTEGER_SETTINGS = {
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Report PQ_* settings of the wrong type or range, and connections that are not PostgreSQL."""
     errors: list[checks.CheckMessage] = []
-    for number, (name, (lowest, meaning)) in enumerate(_INTEGER_SETTINGS.items(), start=1):
+    for name, (check_id, lowest, meaning) in _INTEGER_SETTINGS.items():
         value = conf.get(name)
         if type(value) is not int or value < lowest:
             errors.append(
                 checks.Error(
                     f"{name} is {value!r}; it must be a whole number of at least {lowest}.",
                     hint=f"Set {name} to {meaning}, e.g. {conf.DEFAULTS[name]}.",
-                    id=f"pq.E00{number}",
+                    id=check_id,
                 )
             )
     alias = conf.get("PQ_ADMIN_CONNECTION")

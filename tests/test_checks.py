@@ -145,3 +145,13 @@ def test_manage_py_check_fails_on_a_bad_setting() -> None:
 def test_manage_py_check_passes_with_the_test_settings(capsys: pytest.CaptureFixture) -> None:
     call_command("check")
     assert "no issues" in capsys.readouterr().out
+
+
+def test_check_ids_are_fixed_per_setting() -> None:
+    from pq.checks import _INTEGER_SETTINGS
+
+    assert {name: spec[0] for name, spec in _INTEGER_SETTINGS.items()} == {
+        "PQ_DEFAULT_RESULT_TTL": "pq.E001",
+        "PQ_DEFAULT_WORKER_TTL": "pq.E002",
+        "PQ_DEFAULT_JOB_TIMEOUT": "pq.E003",
+    }
