@@ -10,14 +10,17 @@ same calls work on psycopg2 and psycopg 3 cursors.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pq.exceptions import SQLSTATE_ERRORS
 
 Row = dict[str, Any]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -37,6 +40,17 @@ def translate_errors() -> Iterator[None]:
         raise error_class(f"{message} ({hint})" if hint else message) from exc
 
 
+def _translated(func: Callable[P, T]) -> Callable[P, T]:
+    """Run ``func`` under :func:`translate_errors`: every call raises pq's exceptions."""
+
+    @functools.wraps(func)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        with translate_errors():
+            return func(*args, **kwargs)
+
+    return call
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, allow_nan=False)
 
@@ -53,6 +67,7 @@ def _all_rows(cursor: Any) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+@_translated
 def enqueue_job(
     cursor: Any,
     queue: str,
@@ -73,27 +88,27 @@ def enqueue_job(
     and the columns' defaults, so it is not sent back: decoding the whole row took about a
     fifth of ``q.enqueue``'s time (see :meth:`pq.models.Job.enqueued`).
     """
-    with translate_errors():
-        cursor.execute(
-            "SELECT id, status, created_at, enqueued_at, scheduled_for"
-            " FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
-            [
-                queue,
-                func,
-                _json(args),
-                _json(kwargs),
-                timeout,
-                result_ttl,
-                description,
-                scheduled_for,
-                instance,
-            ],
-        )
-        row = _one_row(cursor)
+    cursor.execute(
+        "SELECT id, status, created_at, enqueued_at, scheduled_for"
+        " FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        [
+            queue,
+            func,
+            _json(args),
+            _json(kwargs),
+            timeout,
+            result_ttl,
+            description,
+            scheduled_for,
+            instance,
+        ],
+    )
+    row = _one_row(cursor)
     assert row is not None
     return row
 
 
+@_translated
 def enqueue_many(
     cursor: Any,
     queue: str,
@@ -105,47 +120,34 @@ def enqueue_many(
     result_ttl: int | None = None,
 ) -> list[int]:
     """Enqueue a batch of jobs on ``queue`` with ``pq_enqueue_many``; return their ids in order."""
-    with translate_errors():
-        cursor.execute(
-            "SELECT * FROM pq_enqueue_many(%s, %s::text[], %s::jsonb[], %s::jsonb[], %s, %s)",
-            [
-                queue,
-                list(funcs),
-                [_json(a) for a in args],
-                [_json(k) for k in kwargs],
-                timeout,
-                result_ttl,
-            ],
-        )
-        return [job_id for (job_id,) in cursor.fetchall()]
+    cursor.execute(
+        "SELECT * FROM pq_enqueue_many(%s, %s::text[], %s::jsonb[], %s::jsonb[], %s, %s)",
+        [
+            queue,
+            list(funcs),
+            [_json(a) for a in args],
+            [_json(k) for k in kwargs],
+            timeout,
+            result_ttl,
+        ],
+    )
+    return [job_id for (job_id,) in cursor.fetchall()]
 
 
+@_translated
 def create_queue(cursor: Any, queue: str, options: dict[str, Any]) -> None:
     """Create a queue or change its options with ``pq_create_queue``."""
-    with translate_errors():
-        cursor.execute("SELECT pq_create_queue(%s, %s::jsonb)", [queue, _json(options)])
+    cursor.execute("SELECT pq_create_queue(%s, %s::jsonb)", [queue, _json(options)])
 
 
+@_translated
 def count_queued(cursor: Any, queue: str) -> int:
     """Return how many jobs wait in ``queue`` (queued now, or scheduled), with ``pq_count``."""
     cursor.execute("SELECT pq_count(%s)", [queue])
     return int(cursor.fetchone()[0])
 
 
-def count_unfinished(cursor: Any, queue: str) -> int:
-    """Count the jobs of ``queue`` waiting or running (queued, scheduled or started).
-
-    Each status is read through its partial index, so the count does not grow with the
-    finished and failed rows of the table. For polling (the benchmark's clock).
-    """
-    cursor.execute(
-        "SELECT count(*) FROM pq_job WHERE queue = %s"
-        " AND (status = 'queued' OR status = 'scheduled' OR status = 'started')",
-        [queue],
-    )
-    return int(cursor.fetchone()[0])
-
-
+@_translated
 def empty_queue(cursor: Any, queue: str) -> int:
     """Delete the waiting jobs of ``queue`` with ``pq_empty_queue``; return how many."""
     cursor.execute("SELECT pq_empty_queue(%s)", [queue])
@@ -157,17 +159,18 @@ def _queue_names(queues: Sequence[str] | None) -> list[str] | None:
     return None if queues is None else list(queues)
 
 
+@_translated
 def dequeue(cursor: Any, queues: Sequence[str] | None, worker: str) -> Row | None:
     """Claim the next job of the first non-empty queue with ``pq_dequeue``; None if none.
 
     ``queues`` None means every queue but failed. Raises WorkerNotRegistered (PQ006) if
     ``worker`` is not registered.
     """
-    with translate_errors():
-        cursor.execute("SELECT * FROM pq_dequeue(%s::text[], %s)", [_queue_names(queues), worker])
-        return _one_row(cursor)
+    cursor.execute("SELECT * FROM pq_dequeue(%s::text[], %s)", [_queue_names(queues), worker])
+    return _one_row(cursor)
 
 
+@_translated
 def finish_dequeue(
     cursor: Any,
     done: Sequence[tuple[int, Any]],
@@ -184,21 +187,21 @@ def finish_dequeue(
     (a notice on the connection). Raises WorkerNotRegistered (PQ006), storing nothing, if
     ``worker`` is not registered.
     """
-    with translate_errors():
-        cursor.execute(
-            "SELECT * FROM pq_finish_dequeue(%s::bigint[], %s::jsonb[], %s, %s, %s::text[], %s)",
-            [
-                [job_id for job_id, _ in done],
-                [_json(result) for _, result in done],
-                worker,
-                default_result_ttl,
-                _queue_names(queues),
-                max_jobs,
-            ],
-        )
-        return _all_rows(cursor)
+    cursor.execute(
+        "SELECT * FROM pq_finish_dequeue(%s::bigint[], %s::jsonb[], %s, %s, %s::text[], %s)",
+        [
+            [job_id for job_id, _ in done],
+            [_json(result) for _, result in done],
+            worker,
+            default_result_ttl,
+            _queue_names(queues),
+            max_jobs,
+        ],
+    )
+    return _all_rows(cursor)
 
 
+@_translated
 def finish_many(
     cursor: Any, done: Sequence[tuple[int, Any]], worker: str, default_result_ttl: int
 ) -> int:
@@ -215,12 +218,14 @@ def finish_many(
     return int(cursor.fetchone()[0])
 
 
+@_translated
 def release(cursor: Any, job_ids: Sequence[int], worker: str) -> int:
     """Put claimed jobs back in their queues with ``pq_release``; return how many."""
     cursor.execute("SELECT pq_release(%s::bigint[], %s)", [list(job_ids), worker])
     return int(cursor.fetchone()[0])
 
 
+@_translated
 def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_ttl: int) -> bool:
     """Record a job's result with ``pq_finish``; False if ``worker`` no longer has it started."""
     cursor.execute(
@@ -230,6 +235,7 @@ def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_tt
     return bool(cursor.fetchone()[0])
 
 
+@_translated
 def fail(cursor: Any, job_id: int, worker: str, exc_info: str, move_to_failed: bool = True) -> bool:
     """Record a job's failure with ``pq_fail``; False if ``worker`` no longer has it started.
 
@@ -239,30 +245,34 @@ def fail(cursor: Any, job_id: int, worker: str, exc_info: str, move_to_failed: b
     return bool(cursor.fetchone()[0])
 
 
+@_translated
 def requeue(cursor: Any, job_id: int) -> None:
     """Put a failed job back on its origin queue with ``pq_requeue``."""
-    with translate_errors():
-        cursor.execute("SELECT pq_requeue(%s)", [job_id])
+    cursor.execute("SELECT pq_requeue(%s)", [job_id])
 
 
+@_translated
 def expire_jobs(cursor: Any) -> int:
     """Delete jobs whose result TTL ran out with ``pq_expire_jobs``; return how many."""
     cursor.execute("SELECT pq_expire_jobs()")
     return int(cursor.fetchone()[0])
 
 
+@_translated
 def next_due(cursor: Any, queues: Sequence[str] | None) -> datetime | None:
     """Return when the next scheduled job of ``queues`` (None: all) is due (``pq_next_due``)."""
     cursor.execute("SELECT pq_next_due(%s::text[])", [_queue_names(queues)])
     return cursor.fetchone()[0]
 
 
+@_translated
 def remove_empty_queues(cursor: Any) -> int:
     """Delete unused queue rows with default options (``pq_remove_empty_queues``); how many."""
     cursor.execute("SELECT pq_remove_empty_queues()")
     return int(cursor.fetchone()[0])
 
 
+@_translated
 def register_worker(
     cursor: Any,
     worker: str,
@@ -282,19 +292,20 @@ def register_worker(
     same hostname and pid is a new process: the old one's started jobs are failed as
     abandoned. Raises WorkerNameTaken (PQ005) if another live worker has the name.
     """
-    with translate_errors():
-        cursor.execute(
-            "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s::bigint[], %s)",
-            [worker, _queue_names(queues), ttl, hostname, pid, list(keep_jobs), token],
-        )
+    cursor.execute(
+        "SELECT pq_register_worker(%s, %s::text[], %s, %s, %s, %s::bigint[], %s)",
+        [worker, _queue_names(queues), ttl, hostname, pid, list(keep_jobs), token],
+    )
 
 
+@_translated
 def heartbeat(cursor: Any, worker: str, ttl: int) -> bool | None:
     """Renew a heartbeat with ``pq_heartbeat``; return the stop flag, None if unregistered."""
     cursor.execute("SELECT pq_heartbeat(%s, %s)", [worker, ttl])
     return cursor.fetchone()[0]
 
 
+@_translated
 def worker_host(cursor: Any, worker: str) -> tuple[str, int | None] | None:
     """Return the hostname and pid registered for ``worker``, None if it is not registered."""
     cursor.execute("SELECT hostname, pid FROM pq_worker WHERE name = %s", [worker])
@@ -302,17 +313,20 @@ def worker_host(cursor: Any, worker: str) -> tuple[str, int | None] | None:
     return None if row is None else (row[0], row[1])
 
 
+@_translated
 def unregister_worker(cursor: Any, worker: str) -> None:
     """Remove a stopping worker with ``pq_unregister_worker``."""
     cursor.execute("SELECT pq_unregister_worker(%s)", [worker])
 
 
+@_translated
 def reap_workers(cursor: Any) -> int:
     """Fail the jobs of workers whose heartbeat expired (``pq_reap_workers``); return how many."""
     cursor.execute("SELECT pq_reap_workers()")
     return int(cursor.fetchone()[0])
 
 
+@_translated
 def stop_workers(cursor: Any, workers: Sequence[str] | None = None) -> int:
     """Ask workers (all when None) to stop after their current job with ``pq_stop_workers``."""
     cursor.execute(
@@ -321,31 +335,14 @@ def stop_workers(cursor: Any, workers: Sequence[str] | None = None) -> int:
     return int(cursor.fetchone()[0])
 
 
+@_translated
 def listen(cursor: Any) -> None:
     """Subscribe the cursor's connection to channel ``pq_jobs`` (payload: the queue name)."""
     cursor.execute("LISTEN pq_jobs")
 
 
+@_translated
 def worker_count(cursor: Any) -> int:
     """Return how many workers are registered."""
     cursor.execute("SELECT count(*) FROM pq_worker")
     return int(cursor.fetchone()[0])
-
-
-def server_settings(cursor: Any, names: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """Return the server's version and the current values of settings ``names``."""
-    cursor.execute("SHOW server_version")
-    version = cursor.fetchone()[0]
-    cursor.execute(
-        "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", [list(names)]
-    )
-    return version, dict(cursor.fetchall())
-
-
-def vacuum(cursor: Any) -> None:
-    """VACUUM (ANALYZE) django-pq's tables; the cursor must not be in a transaction block.
-
-    Only the tables' owner (or a superuser) vacuums them; PostgreSQL warns and skips them
-    for anyone else.
-    """
-    cursor.execute("VACUUM (ANALYZE) pq_job, pq_queue, pq_worker, pq_flow")

@@ -346,3 +346,21 @@ def test_reaping_notifies_the_queue_of_each_abandoned_job(
     assert sorted(notifications(listener, count=2)) == expected
     assert get_job(raw_conn, first)["status"] == "failed"
     assert dequeue(raw_conn, ["one-by-one"], "alive")["id"] == second
+
+
+def test_every_call_into_sql_raises_pq_exceptions() -> None:
+    import inspect
+
+    from pq import sql as pq_sql
+
+    calls = [
+        func
+        for name, func in vars(pq_sql).items()
+        if inspect.isfunction(func)
+        and func.__module__ == "pq.sql"
+        and not name.startswith("_")
+        and name != "translate_errors"
+    ]
+    assert len(calls) > 20
+    unwrapped = [func.__name__ for func in calls if not hasattr(func, "__wrapped__")]
+    assert unwrapped == [], "pq.sql functions not under translate_errors: add @_translated"
