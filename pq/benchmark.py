@@ -22,11 +22,9 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from pq import sql
 
 QUEUE = "pqbenchmark"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -173,7 +171,7 @@ def _postgres_environment(alias: str) -> dict[str, Any]:
     connection = connections[alias]
     params = connection.get_connection_params()
     with connection.cursor() as cursor:
-        version, settings = sql.server_settings(cursor, PG_SETTINGS)
+        version, settings = server_settings(cursor, PG_SETTINGS)
     where = f"{params.get('host') or 'local socket'}:{params.get('port') or 5432}"
     return {"server_version": version, "where": where, "settings": settings}
 
@@ -241,7 +239,7 @@ def run_pq(
     # As pgbench does before each run: the dead rows of earlier runs are cleaned up now,
     # not by an autovacuum that happens to start while this run is timed.
     with connections[alias].cursor() as cursor:
-        sql.vacuum(cursor)
+        vacuum(cursor)
 
     def enqueue(count: int) -> None:
         enqueue_jobs(queue, count, sleep_ms)
@@ -252,7 +250,7 @@ def run_pq(
     # measured (RQ's poll is two Redis calls).
     def remaining() -> int:
         with connections[alias].cursor() as cursor:
-            return sql.count_unfinished(cursor, QUEUE)
+            return count_unfinished(cursor, QUEUE)
 
     with pq_workers(workers, fork=fork, batch=batch, alias=alias) as running:
         seconds, enqueue_seconds = _measure(
@@ -621,3 +619,39 @@ def _measure(
         if clock.due():
             clock.report(num_jobs - left)
         time.sleep(poll_interval)
+
+
+# The benchmark's own SQL: what only measuring needs, kept out of pq.sql.
+
+
+def count_unfinished(cursor: Any, queue: str) -> int:
+    """Count the jobs of ``queue`` waiting or running (queued, scheduled or started).
+
+    Each status is read through its partial index, so the count does not grow with the
+    finished and failed rows of the table. For polling (the benchmark's clock).
+    """
+    cursor.execute(
+        "SELECT count(*) FROM pq_job WHERE queue = %s"
+        " AND (status = 'queued' OR status = 'scheduled' OR status = 'started')",
+        [queue],
+    )
+    return int(cursor.fetchone()[0])
+
+
+def server_settings(cursor: Any, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """Return the server's version and the current values of settings ``names``."""
+    cursor.execute("SHOW server_version")
+    version = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", [list(names)]
+    )
+    return version, dict(cursor.fetchall())
+
+
+def vacuum(cursor: Any) -> None:
+    """VACUUM (ANALYZE) django-pq's tables; the cursor must not be in a transaction block.
+
+    Only the tables' owner (or a superuser) vacuums them; PostgreSQL warns and skips them
+    for anyone else.
+    """
+    cursor.execute("VACUUM (ANALYZE) pq_job, pq_queue, pq_worker, pq_flow")

@@ -18,6 +18,7 @@ from psycopg2.extensions import connection
 
 import pq
 from pq import sql
+from pq.benchmark import count_unfinished
 from pq.exceptions import InvalidArgument, InvalidJobState, NoSuchJob
 from pq.models import Job, JobStatus
 from pq.queue import FailedQueue, Queue, get_failed_queue
@@ -540,9 +541,9 @@ def test_count_unfinished_counts_waiting_and_started_jobs_of_the_queue() -> None
     Queue("elsewhere").enqueue(jobs.say_hello)
     start_job("polled")
     with connections["default"].cursor() as cursor:
-        assert sql.count_unfinished(cursor, "polled") == 3  # 2 queued and 1 started
+        assert count_unfinished(cursor, "polled") == 3  # 2 queued and 1 started
         sql.finish(cursor, start_job("polled"), "test-worker", None, 60)
-        assert sql.count_unfinished(cursor, "polled") == 2  # 1 queued and 1 started
+        assert count_unfinished(cursor, "polled") == 2  # 1 queued and 1 started
 
 
 def test_empty_deletes_the_waiting_jobs_and_returns_how_many(raw_conn: connection) -> None:
