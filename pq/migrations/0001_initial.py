@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     operations = [
         # The tables, functions and triggers (sql/migrations/0001_initial.sql); the models
         # below are unmanaged mirrors of those tables.
-        RunPQSQL(name="0001_initial", reverse="uninstall"),
+        RunPQSQL(name="0001_initial", reverse="migrations/reverse/0001_initial"),
         migrations.CreateModel(
             name="FlowStore",
             fields=[

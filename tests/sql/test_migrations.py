@@ -6,6 +6,7 @@ import ast
 import difflib
 import re
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,6 +19,7 @@ from psycopg2.extensions import connection, make_dsn, parse_dsn
 
 from pq.testing import find_psql
 from tests.sql.helpers import execute, fetch_all
+from tests.workerprocs import worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = ROOT / "sql"
@@ -255,8 +257,33 @@ def test_migrations_walk_forward_to_install_and_back_to_nothing(fresh_dsn: str) 
     migrated = _catalog_of(fresh_dsn)
     for name, expected in reversed(list(zip(names, before, strict=True))):
         reverse = run_pq_sql_reverse(DJANGO_MIGRATIONS / f"{name}.py")
-        assert reverse is not None, f"pq/migrations/{name}.py has no reverse"
+        assert reverse == f"migrations/reverse/{name}", (
+            f"pq/migrations/{name}.py must reverse with its frozen sql/migrations/reverse/"
+            f"{name}.sql, not {reverse!r}: live files change with later migrations"
+        )
         psql(fresh_dsn, f"{reverse}.sql")
         assert_same_catalog(expected, _catalog_of(fresh_dsn), f"reversing {name}")
     psql(fresh_dsn, "install.sql")
     assert_same_catalog(migrated, _catalog_of(fresh_dsn), "sql/install.sql after the migrations")
+
+
+def test_django_migrates_pq_to_zero_and_forward_again(fresh_dsn: str) -> None:
+    env = {**worker_env(), "PQ_TEST_DATABASE_DSN": fresh_dsn}
+
+    def migrate(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "django", "migrate", *args, "-v0"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+
+    migrate()
+    migrated = _catalog_of(fresh_dsn)
+    migrate("pq", "zero")
+    assert _catalog_of(fresh_dsn) == [], "migrating pq to zero left pq objects behind"
+    migrate()
+    assert_same_catalog(migrated, _catalog_of(fresh_dsn), "migrated again after zero")
