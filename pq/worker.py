@@ -21,6 +21,7 @@ import psycopg2.extras
 
 from pq import conf, sql
 from pq.connection import connect as connect_raw
+from pq.duties import CONNECTION_ERRORS, Duties
 from pq.exceptions import (
     JobTimeoutException,
     WorkerNameTaken,
@@ -34,10 +35,8 @@ from pq.serialization import import_callable
 
 logger = logging.getLogger("pq")
 
-_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 SPARE_AFTER = 0.05  # seconds a job runs before its worker forks the next horse beside it
 REAP_WITHIN = 1.0  # seconds a worker waits for a horse that reported to exit
-QUEUE_CLEANUP_EVERY = 300.0  # seconds between removals of unused queue rows
 
 
 class Worker:
@@ -109,9 +108,9 @@ class Worker:
         self._wakeup_read = self._wakeup_write = self._old_wakeup = -1
         self._old_handlers: dict[int, Any] = {}
         self._job_heartbeats: _JobHeartbeats | None = None  # --simple: beats during jobs
-        self._next_heartbeat = 0.0
-        self._next_maintenance = 0.0  # reaping dead workers and expiring results
-        self._next_queue_cleanup = 0.0
+        self._duties = Duties(
+            self.name, heartbeat_interval, self._cursor, self._register, self._stop_by_flag
+        )
         # Jobs claimed and not run yet; results of jobs done and not stored yet (they are
         # stored with the next claim, in the same call); failures not stored yet (several
         # when rows of one claimed batch do not decode), each as (job id, outcome).
@@ -167,16 +166,16 @@ class Worker:
         """Run the claimed jobs, or claim more, or wait; return False when it is time to stop."""
         try:
             self._store_failures()
-            self._tick()
+            self._duties.tick()
             if not self._claimed:
                 self._claim()
                 if not self._claimed:
                     if self._failures:  # every row claimed was rejected: claim again
                         return True
                     if burst:
-                        self._maintain()  # a burst leaves no result past its TTL behind
+                        self._duties.maintain()  # a burst leaves no result past its TTL behind
                         return False
-                    if self._heartbeat() is True:
+                    if self._duties.heartbeat() is True:
                         return False
                     self._wait_for_work()
                     return True
@@ -184,9 +183,9 @@ class Worker:
                 self._execute(self._claimed[0])
                 self._claimed.pop(0)
                 self._store_failures()
-                self._tick(quiet=True)
+                self._duties.tick(quiet=True)
             logger.info("*** Listening for work on %s", self._queue_label())
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             logger.warning(
                 "Worker %s lost its database connection (%s); reconnecting", self.name, exc
             )
@@ -298,12 +297,12 @@ class Worker:
         while outcome is None:
             if self._stop_requests > 1:
                 return horse.kill(WorkerStopped("the worker was stopped by force mid-job"))
-            self._tick(quiet=True)
+            self._duties.tick(quiet=True)
             if time.monotonic() >= spare_at:
                 spare_at = math.inf
                 if self._stop_requests == 0:
                     self._spare = Horse.prefork(self._exc_handlers)
-            wait = min(self._until_duty(), max(0.0, spare_at - time.monotonic()))
+            wait = min(self._duties.until_due(), max(0.0, spare_at - time.monotonic()))
             outcome = horse.wait(wait, self._wakeup_read)
         # The horse reported and is exiting. After a trivial job, when every CPU is busy, let
         # it finish before going on: whatever memory the worker writes while the horse lives
@@ -353,7 +352,8 @@ class Worker:
         """
         func = self._preload(job)
         if self._job_heartbeats is None:
-            self._job_heartbeats = _JobHeartbeats(self._beat_during_job, self.heartbeat_interval)
+            duties = self._duties
+            self._job_heartbeats = _JobHeartbeats(duties.beat_during_job, duties.interval)
         self._job_heartbeats.job_started()
         try:
             timed = self._old_handlers != {}  # signals are ours: we run in the main thread
@@ -370,18 +370,6 @@ class Worker:
                     signal.signal(signal.SIGALRM, previous)
         finally:
             self._job_heartbeats.job_ended()
-
-    def _beat_during_job(self) -> None:
-        """Send a heartbeat from the heartbeat thread when one is due; leave a lost connection
-        to the loop."""
-        if time.monotonic() < self._next_heartbeat:
-            return
-        try:
-            stop = self._heartbeat(register=False)
-        except _CONNECTION_ERRORS:
-            return
-        if stop is None:
-            self._next_heartbeat = 0.0  # unregistered: the loop registers again at once
 
     def _store_failures(self) -> None:
         """Store the failures not stored yet, one by one (after a reconnect: those left)."""
@@ -408,7 +396,7 @@ class Worker:
             logger.warning("Worker %s: PostgreSQL said: %s", self.name, notice.strip())
         notices.clear()
 
-    # Waiting and heartbeats
+    # Waiting
 
     def _wait_for_work(self) -> None:
         """Block until a notification for one of our queues, a signal, a due job or a poll."""
@@ -426,14 +414,14 @@ class Worker:
             now = time.monotonic()
             if now >= deadline:
                 return
-            wait = min(deadline - now, self._until_duty())
+            wait = min(deadline - now, self._duties.until_due())
             watched = [conn, self._wakeup_read] if self._wakeup_read >= 0 else [conn]
             ready, _, _ = select.select(watched, [], [], wait)
             if self._wakeup_read in ready:
                 drain(self._wakeup_read)
             if conn in ready:
                 conn.poll()
-            if self._tick(quiet=True) is True:
+            if self._duties.tick(quiet=True) is True:
                 return
 
     def _next_due(self) -> datetime | None:
@@ -463,61 +451,6 @@ class Worker:
                 return True
         return False
 
-    def _until_duty(self) -> float:
-        """Seconds until the next heartbeat or maintenance is due."""
-        return max(0.0, min(self._next_heartbeat, self._next_maintenance) - time.monotonic())
-
-    def _tick(self, quiet: bool = False) -> bool | None:
-        """Send a heartbeat when one is due, and do maintenance when that is due.
-
-        Each has its own schedule: an empty claim also sends a heartbeat (to read the stop
-        flag), and a worker woken more often than every heartbeat interval must still reap
-        dead workers and expire results. Returns the stop flag when a heartbeat was sent.
-        ``quiet`` (while a horse runs or the worker waits): a lost connection is left to the
-        main loop to mend.
-        """
-        now = time.monotonic()
-        stop = None
-        try:
-            if now >= self._next_heartbeat:
-                stop = self._heartbeat()
-            if now >= self._next_maintenance:
-                self._maintain()
-        except _CONNECTION_ERRORS:
-            if not quiet:
-                raise
-            self._next_heartbeat = self._next_maintenance = now + self.heartbeat_interval
-            return None
-        return stop
-
-    def _maintain(self) -> None:
-        """Fail the jobs of dead workers and delete results whose TTL ran out; now and then,
-        remove the rows of queues nothing uses any more."""
-        now = time.monotonic()
-        self._next_maintenance = now + self.heartbeat_interval
-        reaped = sql.reap_workers(self._cursor())
-        if reaped:
-            logger.warning("Failed %d job(s) abandoned by dead workers", reaped)
-        sql.expire_jobs(self._cursor())
-        if now >= self._next_queue_cleanup:
-            self._next_queue_cleanup = now + QUEUE_CLEANUP_EVERY
-            sql.remove_empty_queues(self._cursor())
-
-    def _heartbeat(self, register: bool = True) -> bool | None:
-        """Renew our registration; return True when we were asked to stop, None when we were
-        not registered (reaped while unreachable): then, with ``register``, register again."""
-        self._next_heartbeat = time.monotonic() + self.heartbeat_interval
-        stop = sql.heartbeat(self._cursor(), self.name, self._ttl())
-        if stop is None and register:
-            self._register()
-        elif stop:
-            logger.info("Worker %s was asked to stop", self.name)
-            self._stop_requests = max(self._stop_requests, 1)
-        return stop
-
-    def _ttl(self) -> int:
-        return max(1, math.ceil(self.heartbeat_interval * 3))
-
     # Connection
 
     def _connect(self) -> None:
@@ -538,14 +471,14 @@ class Worker:
     def _register(self) -> None:
         keep = [job.pk for job in self._claimed] + [job_id for job_id, _ in self._done]
         keep += [job_id for job_id, _ in self._failures]
-        args = (self.name, self._queues(), self._ttl(), self.hostname, self.pid, keep)
+        args = (self.name, self._queues(), self._duties.ttl, self.hostname, self.pid, keep)
         try:
             sql.register_worker(self._cursor(), *args, token=self.token)
         except WorkerNameTaken:
             if not self._take_over_dead_namesake():
                 raise
             sql.register_worker(self._cursor(), *args, token=self.token)
-        self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+        self._duties.registered()
 
     def _take_over_dead_namesake(self) -> bool:
         """Unregister the worker holding our name if it ran on this host and its process is
@@ -573,7 +506,7 @@ class Worker:
             self._close()
             try:
                 self._connect()
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 if self._stop_requests:
                     raise
                 logger.warning("Reconnecting failed (%s); next try in %.1f s", exc, delay)
@@ -614,7 +547,7 @@ class Worker:
                     self._claimed = []
                 sql.unregister_worker(self._cursor(), self.name)
                 self._log_notices()
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             logger.warning("Worker %s could not unregister (%s)", self.name, exc)
         finally:
             if self._job_heartbeats is not None:
@@ -655,6 +588,9 @@ class Worker:
         os.close(self._wakeup_read)
         os.close(self._wakeup_write)
         self._wakeup_read = self._wakeup_write = -1
+
+    def _stop_by_flag(self) -> None:
+        self._stop_requests = max(self._stop_requests, 1)
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self._stop_requests += 1
