@@ -32,6 +32,10 @@ class WorkerNotRegistered(PQError):
     heartbeat expired. Register again (``pq_register_worker``) before claiming jobs."""
 
 
+class SchemaVersionMismatch(PQError):
+    """The installed django-pq SQL is not the version this code calls: migrate, or update."""
+
+
 class JobTimeoutException(PQError):
     """The job ran longer than its timeout and its work horse was killed."""
 

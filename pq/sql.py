@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from pq.exceptions import SQLSTATE_ERRORS
+from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 
 Row = dict[str, Any]
+# The version of the SQL this module calls: pq_version() of the latest SQL migration. A
+# migration that changes the SQL bumps both.
+SCHEMA_VERSION = 4
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -81,7 +84,7 @@ def enqueue_job(
     scheduled_for: datetime | None = None,
     instance: bytes | None = None,
 ) -> Row:
-    """Enqueue a job with ``pq_enqueue_job``; return what the database chose for it.
+    """Enqueue a job with ``_pq_enqueue_job``; return what the database chose for it.
 
     The returned row holds ``id``, ``status`` (``queued`` or ``scheduled``), ``created_at``,
     ``enqueued_at`` and ``scheduled_for``. The rest of the new row is what the caller passed
@@ -90,7 +93,7 @@ def enqueue_job(
     """
     cursor.execute(
         "SELECT id, status, created_at, enqueued_at, scheduled_for"
-        " FROM pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        " FROM _pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
         [
             queue,
             func,
@@ -346,3 +349,33 @@ def worker_count(cursor: Any) -> int:
     """Return how many workers are registered."""
     cursor.execute("SELECT count(*) FROM pq_worker")
     return int(cursor.fetchone()[0])
+
+
+@_translated
+def schema_version(cursor: Any) -> int | None:
+    """Return ``pq_version()``; None where the installed SQL predates it (0001 to 0003)."""
+    cursor.execute("SELECT to_regprocedure('pq_version()') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        return None
+    cursor.execute("SELECT pq_version()")
+    return int(cursor.fetchone()[0])
+
+
+@_translated
+def check_schema_version(cursor: Any, where: str) -> None:
+    """Raise SchemaVersionMismatch, saying what to do, unless the SQL installed in database
+    ``where`` is the version this code calls (:data:`SCHEMA_VERSION`)."""
+    installed = schema_version(cursor)
+    if installed == SCHEMA_VERSION:
+        return
+    if installed is None or installed < SCHEMA_VERSION:
+        shown = "older than version 4" if installed is None else f"version {installed}"
+        raise SchemaVersionMismatch(
+            f"django-pq's SQL in database {where!r} is {shown}, and this code needs version "
+            f"{SCHEMA_VERSION}: run `python manage.py migrate pq` (or apply "
+            "sql/migrations/ in order), then start the worker again"
+        )
+    raise SchemaVersionMismatch(
+        f"django-pq's SQL in database {where!r} is version {installed}, newer than this "
+        f"code (version {SCHEMA_VERSION}): update django-pq where the worker runs"
+    )

@@ -1,4 +1,4 @@
--- Enqueueing: pq_enqueue (returns the id; the public SQL API), pq_enqueue_job (returns
+-- Enqueueing: pq_enqueue (returns the id; the public SQL API), _pq_enqueue_job (returns
 -- the whole new row; what Python uses to build its Job without a second round trip) and
 -- pq_enqueue_many (a batch in one statement).
 
@@ -10,15 +10,15 @@
 --   scheduled_for: finite and before 9999-12-31 00:00 UTC, one day short of year 10000, so
 --     that it fits a Python datetime in every time zone (a worker reads it back).
 
--- pq_check_enqueue(caller, queue_name, timeout, result_ttl, description, scheduled_for):
+-- _pq_check_enqueue(caller, queue_name, timeout, result_ttl, description, scheduled_for):
 -- raise PQ001, naming the caller, unless a job may be enqueued on queue_name with these
 -- options (see the limits above).
-CREATE FUNCTION pq_check_enqueue(caller text, queue_name text, timeout integer, result_ttl integer,
+CREATE FUNCTION _pq_check_enqueue(caller text, queue_name text, timeout integer, result_ttl integer,
                                  description text DEFAULT NULL, scheduled_for timestamptz DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    PERFORM pq_check_queue_name(queue_name);
+    PERFORM _pq_check_queue_name(queue_name);
     IF queue_name = 'failed' THEN
         RAISE EXCEPTION '%: cannot enqueue on the failed queue', caller
             USING ERRCODE = 'PQ001', HINT = 'Enqueue on the job''s own queue; failed jobs are moved there by workers.';
@@ -46,26 +46,26 @@ BEGIN
 END;
 $$;
 
--- pq_is_func_name(func): whether func is a dotted path to a function, module and name
+-- _pq_is_func_name(func): whether func is a dotted path to a function, module and name
 -- ('myapp.tasks.send_mail', 'myapp.tasks.Mailer.send'): what a worker can import. A bare
 -- name ('send_mail') names no module, so no worker could import it.
-CREATE FUNCTION pq_is_func_name(func text)
+CREATE FUNCTION _pq_is_func_name(func text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT func ~ '^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$';
 $$;
 
--- pq_check_call(caller, func, args, kwargs, instance): raise PQ001, naming the caller,
+-- _pq_check_call(caller, func, args, kwargs, instance): raise PQ001, naming the caller,
 -- unless func names what a worker can run, args is a JSON array and kwargs a JSON object,
 -- each within its size limit (see the limits above).
 -- func is a dotted path to a function ('myapp.tasks.send_mail'), or, when instance (a
 -- pickled object) is given, the name of one of its methods ('send').
-CREATE FUNCTION pq_check_call(caller text, func text, args jsonb, kwargs jsonb,
+CREATE FUNCTION _pq_check_call(caller text, func text, args jsonb, kwargs jsonb,
                               instance bytea DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    IF instance IS NULL AND NOT coalesce(pq_is_func_name(func), false) THEN
+    IF instance IS NULL AND NOT coalesce(_pq_is_func_name(func), false) THEN
         RAISE EXCEPTION '%: func % is not a dotted path to a function (module.function)',
                 caller, coalesce(quote_literal(func), 'NULL')
             USING ERRCODE = 'PQ001',
@@ -96,7 +96,7 @@ END;
 $$;
 
 -- pq_enqueue(queue_name, func, args, kwargs, ...): add a job and return its id.
--- pq_enqueue_job(...), same arguments: add a job and return its row.
+-- _pq_enqueue_job(...), same arguments: add a job and return its row.
 -- func is a dotted path importable by the workers ('myapp.tasks.send_mail'), or with
 -- instance (a pickled object, as Python enqueues instance methods) a method name of it;
 -- args a JSON array and kwargs a JSON object of the arguments. The queue is created if it does not exist.
@@ -107,8 +107,8 @@ $$;
 -- Notifies: channel pq_jobs with the queue name as payload, through the trigger on pq_job,
 -- delivered when the transaction commits (never if it rolls back).
 -- Security definer, both: a role needs only EXECUTE on them, no rights on the tables
--- (Django's Queue.enqueue calls pq_enqueue_job).
-CREATE FUNCTION pq_enqueue_job(
+-- (Django's Queue.enqueue calls _pq_enqueue_job).
+CREATE FUNCTION _pq_enqueue_job(
     queue_name text,
     func text,
     args jsonb DEFAULT '[]',
@@ -127,17 +127,17 @@ BEGIN
     -- One cheap test first; the checks that raise the detailed errors run only if it fails.
     IF NOT coalesce(length(queue_name) BETWEEN 1 AND 100 AND queue_name <> 'failed'
                     AND (timeout IS NULL OR timeout > 0) AND (result_ttl IS NULL OR result_ttl >= -1)
-                    AND CASE WHEN instance IS NULL THEN pq_is_func_name(func)
+                    AND CASE WHEN instance IS NULL THEN _pq_is_func_name(func)
                              ELSE func ~ '^[A-Za-z_][A-Za-z0-9_]*$' END
                     AND jsonb_typeof(args) = 'array' AND jsonb_typeof(kwargs) = 'object'
                     AND pg_column_size(args) <= 1048576 AND pg_column_size(kwargs) <= 1048576
                     AND (description IS NULL OR length(description) <= 1000)
                     AND (scheduled_for IS NULL OR scheduled_for < '9999-12-31 00:00:00+00'), false) THEN
-        PERFORM pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl, description, scheduled_for);
-        PERFORM pq_check_call('pq_enqueue', func, args, kwargs, instance);
+        PERFORM _pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl, description, scheduled_for);
+        PERFORM _pq_check_call('pq_enqueue', func, args, kwargs, instance);
     END IF;
 
-    PERFORM pq_ensure_queue(queue_name);
+    PERFORM _pq_ensure_queue(queue_name);
 
     INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
                         timeout, result_ttl, scheduled_for)
@@ -149,7 +149,7 @@ BEGIN
     RETURN v_job;
 END;
 $$;
-COMMENT ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
+COMMENT ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
     'Enqueue a django-pq job as pq_enqueue does, returning the new pq_job row. Limits: args and kwargs 1 MiB each, description 1000 characters, scheduled_for before 9999-12-31 UTC.';
 
 CREATE FUNCTION pq_enqueue(
@@ -165,7 +165,7 @@ CREATE FUNCTION pq_enqueue(
 )
 RETURNS bigint
 LANGUAGE sql SECURITY DEFINER AS $$
-    SELECT (pq_enqueue_job(queue_name, func, args, kwargs, timeout, result_ttl, description,
+    SELECT (_pq_enqueue_job(queue_name, func, args, kwargs, timeout, result_ttl, description,
                            scheduled_for, instance)).id;
 $$;
 COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
@@ -192,7 +192,7 @@ DECLARE
     v_count integer := coalesce(cardinality(funcs), 0);
     v_item record;
 BEGIN
-    PERFORM pq_check_enqueue('pq_enqueue_many', queue_name, timeout, result_ttl);
+    PERFORM _pq_check_enqueue('pq_enqueue_many', queue_name, timeout, result_ttl);
     IF cardinality(args) <> v_count OR cardinality(kwargs) <> v_count THEN
         RAISE EXCEPTION 'pq_enqueue_many: % funcs but % args and % kwargs',
                 v_count, cardinality(args), cardinality(kwargs)
@@ -201,18 +201,18 @@ BEGIN
     FOR v_item IN
         SELECT c.n, c.func, coalesce(c.args, '[]') AS args, coalesce(c.kwargs, '{}') AS kwargs
           FROM unnest(funcs, args, kwargs) WITH ORDINALITY AS c (func, args, kwargs, n)
-         WHERE NOT coalesce(pq_is_func_name(c.func), false)
+         WHERE NOT coalesce(_pq_is_func_name(c.func), false)
             OR jsonb_typeof(coalesce(c.args, '[]')) <> 'array'
             OR jsonb_typeof(coalesce(c.kwargs, '{}')) <> 'object'
             OR pg_column_size(c.args) > 1048576 OR pg_column_size(c.kwargs) > 1048576
          LIMIT 1
     LOOP
-        PERFORM pq_check_call(format('pq_enqueue_many: job %s', v_item.n), v_item.func, v_item.args, v_item.kwargs);
+        PERFORM _pq_check_call(format('pq_enqueue_many: job %s', v_item.n), v_item.func, v_item.args, v_item.kwargs);
     END LOOP;
     IF v_count = 0 THEN
         RETURN;
     END IF;
-    PERFORM pq_ensure_queue(queue_name);
+    PERFORM _pq_ensure_queue(queue_name);
     RETURN QUERY
         INSERT INTO pq_job (queue, origin, func, args, kwargs, timeout, result_ttl)
         SELECT queue_name, queue_name, c.func, coalesce(c.args, '[]'), coalesce(c.kwargs, '{}'),

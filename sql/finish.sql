@@ -119,7 +119,7 @@ RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     IF move_to_failed THEN
-        PERFORM pq_ensure_queue('failed');
+        PERFORM _pq_ensure_queue('failed');
     END IF;
     UPDATE pq_job j
        SET status = 'failed', exc_info = pq_fail.exc_info, ended_at = now(), expires_at = NULL,
@@ -156,7 +156,7 @@ BEGIN
         RAISE EXCEPTION 'pq_requeue: job % is %, only failed jobs can be requeued', job_id, v_status
             USING ERRCODE = 'PQ004';
     END IF;
-    PERFORM pq_ensure_queue(v_origin);
+    PERFORM _pq_ensure_queue(v_origin);
     UPDATE pq_job j
        SET status = 'queued', queue = j.origin, exc_info = NULL, result = NULL, worker = NULL,
            started_at = NULL, ended_at = NULL, expires_at = NULL, enqueued_at = now()

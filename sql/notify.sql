@@ -6,9 +6,9 @@
 -- PostgreSQL folds identical notifications of one transaction into one, so a bulk insert
 -- into a queue sends one wake-up, not one per job.
 
--- pq_notify_job(): AFTER UPDATE row trigger on pq_job; notifies pq_jobs with the queue
+-- _pq_notify_job(): AFTER UPDATE row trigger on pq_job; notifies pq_jobs with the queue
 -- name when a row becomes 'queued' (requeued, released). Locks: none.
-CREATE FUNCTION pq_notify_job()
+CREATE FUNCTION _pq_notify_job()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -16,12 +16,12 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION pq_notify_job() IS 'Trigger: NOTIFY pq_jobs with the queue name when a job becomes ready.';
+COMMENT ON FUNCTION _pq_notify_job() IS 'Trigger: NOTIFY pq_jobs with the queue name when a job becomes ready.';
 
--- pq_notify_jobs(): AFTER INSERT statement trigger on pq_job; notifies pq_jobs once per
+-- _pq_notify_jobs(): AFTER INSERT statement trigger on pq_job; notifies pq_jobs once per
 -- queue that got 'queued' rows from the statement (a bulk insert: one call, not one per
 -- row). Locks: none.
-CREATE FUNCTION pq_notify_jobs()
+CREATE FUNCTION _pq_notify_jobs()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -30,15 +30,15 @@ BEGIN
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION pq_notify_jobs() IS 'Trigger: NOTIFY pq_jobs once per queue an insert added ready jobs to.';
+COMMENT ON FUNCTION _pq_notify_jobs() IS 'Trigger: NOTIFY pq_jobs once per queue an insert added ready jobs to.';
 
 CREATE TRIGGER pq_job_900_notify_insert
     AFTER INSERT ON pq_job
     REFERENCING NEW TABLE AS pq_new_jobs
     FOR EACH STATEMENT
-    EXECUTE FUNCTION pq_notify_jobs();
+    EXECUTE FUNCTION _pq_notify_jobs();
 
 CREATE TRIGGER pq_job_900_notify_update
     AFTER UPDATE OF status ON pq_job
     FOR EACH ROW WHEN (NEW.status = 'queued' AND OLD.status IS DISTINCT FROM 'queued')
-    EXECUTE FUNCTION pq_notify_job();
+    EXECUTE FUNCTION _pq_notify_job();

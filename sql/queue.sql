@@ -11,7 +11,7 @@ DECLARE
     v_serial boolean;
     v_timeout integer;
 BEGIN
-    PERFORM pq_check_queue_name(pq_create_queue.queue_name);
+    PERFORM _pq_check_queue_name(pq_create_queue.queue_name);
     IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
         RAISE EXCEPTION 'pq_create_queue: options must be a JSON object, got %', coalesce(jsonb_typeof(options), 'NULL')
             USING ERRCODE = 'PQ001', HINT = 'Pass options like ''{"serial": true, "timeout": 60}''.';
@@ -47,8 +47,8 @@ $$;
 COMMENT ON FUNCTION pq_create_queue(text, jsonb) IS
     'Create a django-pq queue or change its options ({"serial": bool, "timeout": seconds}).';
 
--- pq_check_queue_name(queue_name): raise PQ001 unless queue_name is a usable queue name.
-CREATE FUNCTION pq_check_queue_name(queue_name text)
+-- _pq_check_queue_name(queue_name): raise PQ001 unless queue_name is a usable queue name.
+CREATE FUNCTION _pq_check_queue_name(queue_name text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -59,9 +59,9 @@ BEGIN
 END;
 $$;
 
--- pq_ensure_queue(queue_name): create the queue with default options if it does not exist.
+-- _pq_ensure_queue(queue_name): create the queue with default options if it does not exist.
 -- Locks: a new queue row. Notifies: nothing.
-CREATE FUNCTION pq_ensure_queue(queue_name text)
+CREATE FUNCTION _pq_ensure_queue(queue_name text)
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -70,7 +70,7 @@ BEGIN
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION pq_ensure_queue(text) IS 'Create a django-pq queue with default options unless it exists.';
+COMMENT ON FUNCTION _pq_ensure_queue(text) IS 'Create a django-pq queue with default options unless it exists.';
 
 -- pq_count(queue_name): how many jobs wait in the queue ('queued' now or 'scheduled' for
 -- later); for the failed queue, how many failed jobs it holds. Locks: none.

@@ -1,6 +1,6 @@
 -- Security: what each kind of client needs.
 --
--- pq_enqueue, pq_enqueue_job and pq_enqueue_many are SECURITY DEFINER: they run with their
+-- pq_enqueue, _pq_enqueue_job and pq_enqueue_many are SECURITY DEFINER: they run with their
 -- owner's rights, so a role needs only EXECUTE on them to enqueue, and no rights on the
 -- tables. Enqueueing names a function for the workers to run, so none is granted to
 -- PUBLIC. Grant per kind of client (the tests in tests/sql/test_security.py run these):
@@ -9,14 +9,14 @@
 --                                          timestamptz, bytea),
 --                               pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer)
 --         TO my_enqueuer;
---   A Django web process (Queue.enqueue calls pq_enqueue_job, Job.fetch reads pq_job):
---     GRANT EXECUTE ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
+--   A Django web process (Queue.enqueue calls _pq_enqueue_job, Job.fetch reads pq_job):
+--     GRANT EXECUTE ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
 --                                              timestamptz, bytea) TO my_web;
 --     GRANT SELECT ON pq_job TO my_web;
 --   A worker (claims, finishes, registers, reaps and expires: its functions are not
 --   SECURITY DEFINER, so it needs the tables; jobs it runs may enqueue):
 --     GRANT SELECT, INSERT, UPDATE, DELETE ON pq_job, pq_queue, pq_worker, pq_flow TO my_worker;
---     GRANT EXECUTE ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
+--     GRANT EXECUTE ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
 --                                              timestamptz, bytea) TO my_worker;
 --   An admin reader (monitoring, Django admin lists):
 --     GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow TO my_reader;
@@ -24,7 +24,7 @@
 -- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
 REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
 
 DO $$
 DECLARE
@@ -33,7 +33,7 @@ BEGIN
     FOR v_fn IN
         SELECT p.oid::regprocedure FROM pg_proc p
          WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef
-           AND p.proname LIKE 'pq\_%'
+           AND (p.proname LIKE 'pq\_%' OR p.proname LIKE '\_pq\_%')
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', v_fn, current_schema());
     END LOOP;

@@ -6,7 +6,8 @@ DECLARE
 BEGIN
     FOR v_fn IN
         SELECT p.oid::regprocedure FROM pg_proc p
-         WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'pq\_%'
+         WHERE p.pronamespace = current_schema()::regnamespace
+           AND (p.proname LIKE 'pq\_%' OR p.proname LIKE '\_pq\_%')
     LOOP
         EXECUTE format('DROP FUNCTION %s', v_fn);
     END LOOP;

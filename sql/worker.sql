@@ -99,7 +99,7 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM pq_worker w WHERE w.name = worker_name;
-    PERFORM pq_fail_abandoned();
+    PERFORM _pq_fail_abandoned();
 END;
 $$;
 COMMENT ON FUNCTION pq_unregister_worker(text) IS 'Remove a stopping django-pq worker.';
@@ -114,24 +114,24 @@ LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM pq_worker w WHERE w.name IN (
         SELECT d.name FROM pq_worker d WHERE d.expires_at < now() FOR UPDATE SKIP LOCKED);
-    RETURN pq_fail_abandoned();
+    RETURN _pq_fail_abandoned();
 END;
 $$;
 COMMENT ON FUNCTION pq_reap_workers() IS
     'Delete django-pq workers whose heartbeat expired and fail their started jobs as abandoned.';
 
--- pq_fail_abandoned(): fail, into the failed queue, every 'started' job whose worker is not
+-- _pq_fail_abandoned(): fail, into the failed queue, every 'started' job whose worker is not
 -- registered any more. Returns how many. Locks: those jobs (SKIP LOCKED).
 -- Notifies: pq_jobs with each failed job's origin queue, at commit: a serial queue held by
 -- an abandoned job is free again, and its workers should not wait for their next poll.
-CREATE FUNCTION pq_fail_abandoned()
+CREATE FUNCTION _pq_fail_abandoned()
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
     v_queues text[];
 BEGIN
-    PERFORM pq_ensure_queue('failed');
+    PERFORM _pq_ensure_queue('failed');
     WITH failed AS (
         UPDATE pq_job j
            SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
@@ -150,7 +150,7 @@ BEGIN
     RETURN v_count;
 END;
 $$;
-COMMENT ON FUNCTION pq_fail_abandoned() IS
+COMMENT ON FUNCTION _pq_fail_abandoned() IS
     'Fail the started django-pq jobs whose worker is no longer registered; NOTIFY pq_jobs with their queues.';
 
 -- pq_stop_workers(worker_names): ask workers (all when NULL) to stop after their current

@@ -209,5 +209,5 @@ def be_abandoned(worker: str) -> str:
 
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM pq_worker WHERE name = %s", [worker])
-        cursor.execute("SELECT pq_fail_abandoned()")
+        cursor.execute("SELECT _pq_fail_abandoned()")
     return "ran anyway"

@@ -337,7 +337,7 @@ def test_enqueue_job_applies_the_same_limits(raw_conn: connection) -> None:
     with raises_pq("PQ001", r"^pq_enqueue: scheduled_for infinity is too far"):
         fetch_all(
             raw_conn,
-            "SELECT id FROM pq_enqueue_job('default', %s, scheduled_for => 'infinity')",
+            "SELECT id FROM _pq_enqueue_job('default', %s, scheduled_for => 'infinity')",
             (FUNC,),
         )
 

@@ -36,7 +36,8 @@ CATALOG_QUERIES = {
                pg_get_functiondef(p.oid) || E'\\nacl ' || coalesce(p.proacl::text, 'default')
                || E'\\ncomment ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
           FROM pg_proc p
-         WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'pq\\_%'
+         WHERE p.pronamespace = current_schema()::regnamespace
+           AND (p.proname LIKE 'pq\\_%' OR p.proname LIKE '\\_pq\\_%')
     """,
     "relation": """
         SELECT c.relname, c.relkind::text || ' acl ' || coalesce(c.relacl::text, 'default')

@@ -98,8 +98,8 @@ def test_granted_role_cannot_read_the_jobs(grant_enqueue: Role) -> None:
 
 def test_granted_role_cannot_call_pq_enqueue_job(grant_enqueue: Role) -> None:
     app = grant_enqueue.connect()
-    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function pq_enqueue_job$"):
-        fetch_all(app, "SELECT pq_enqueue_job('emails', %s)", (FUNC,))
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function _pq_enqueue_job$"):
+        fetch_all(app, "SELECT _pq_enqueue_job('emails', %s)", (FUNC,))
 
 
 def test_role_without_the_grant_cannot_enqueue(raw_conn: connection, role: Role) -> None:
@@ -149,10 +149,10 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
         raw_conn,
         "SELECT proname, proconfig FROM pg_proc"
         " WHERE pronamespace = current_schema()::regnamespace AND prosecdef"
-        " AND proname LIKE 'pq\\_%' ORDER BY proname",
+        " AND (proname LIKE 'pq\\_%' OR proname LIKE '\\_pq\\_%') ORDER BY proname",
     )
     schema = fetch_value(raw_conn, "SELECT current_schema()")
-    assert [name for name, _ in rows] == ["pq_enqueue", "pq_enqueue_job", "pq_enqueue_many"]
+    assert [name for name, _ in rows] == ["_pq_enqueue_job", "pq_enqueue", "pq_enqueue_many"]
     for name, config in rows:
         assert config == [f"search_path={schema}, pg_temp"], name
 
@@ -160,7 +160,7 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
 # The grants sql/security.sql documents for each kind of client, on real roles.
 
 ENQUEUE_JOB_SIGNATURE = (
-    "pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
+    "_pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
 )
 ENQUEUE_MANY_SIGNATURE = "pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer)"
 GRANTS = {
@@ -217,7 +217,7 @@ def test_worker_grants(raw_conn: connection, role: Role) -> None:
     )
     assert claimed == [(second,)]
     assert fetch_value(worker, "SELECT pq_fail(%s, 'w1', 'boom')", (second,)) is True
-    fetch_all(worker, "SELECT id FROM pq_enqueue_job('emails', %s)", (FUNC,))
+    fetch_all(worker, "SELECT id FROM _pq_enqueue_job('emails', %s)", (FUNC,))
     for maintenance in ("pq_reap_workers", "pq_expire_jobs", "pq_remove_empty_queues"):
         fetch_value(worker, f"SELECT {maintenance}()")
     fetch_value(worker, "SELECT pq_next_due(NULL)")
