@@ -40,7 +40,18 @@ def install_script() -> str:
 
 
 def freeze(name: str) -> Path:
-    """Write the current install script to ``sql/migrations/<name>.sql`` and return its path."""
+    """Write the current install script to ``sql/migrations/<name>.sql`` and return its path.
+
+    Only for a first migration: once one exists, sites have run it, and each later migration
+    is a delta written by hand (README, Development); a second full script would create the
+    tables again. Raises FileExistsError then.
+    """
+    existing = sorted((_root() / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    if existing:
+        raise FileExistsError(
+            f"{existing[0].name} exists: freeze makes only the first migration; write the "
+            "next one as a delta (README.rst, Development)"
+        )
     path = _root() / "migrations" / f"{name}.sql"
     header = f"-- Frozen django-pq SQL migration {name}: never edit; add a new migration instead.\n"
     path.write_text(header + install_script(), encoding="utf-8")
@@ -56,6 +67,9 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["path"]:
         print(directory())
     elif len(sys.argv) == 3 and sys.argv[1] == "freeze":
-        print(freeze(sys.argv[2]))
+        try:
+            print(freeze(sys.argv[2]))
+        except FileExistsError as exc:
+            sys.exit(f"python -m pq.sqlfiles freeze: {exc}")
     else:
         sys.exit("usage: python -m pq.sqlfiles path | python -m pq.sqlfiles freeze NNNN_name")

@@ -142,7 +142,7 @@ def migration_problems(sql_dir: Path, django_dir: Path) -> list[str]:
     for name in sorted(django_names - sql_names):
         problems.append(
             f"pq/migrations/{name}.py has no SQL migration: add sql/migrations/{name}.sql"
-            f" (python -m pq.sqlfiles freeze {name})"
+            " (a delta: README.rst, Development)"
         )
     for name in sorted(sql_names & django_names):
         runs = run_pq_sql_names(django_dir / f"{name}.py")
@@ -175,7 +175,7 @@ def test_migration_check_reports_what_to_add(tmp_path: Path) -> None:
         " with operations = [RunPQSQL(name='0002_more')] and the previous migration in its"
         " dependencies",
         "pq/migrations/0003_models.py has no SQL migration: add sql/migrations/0003_models.sql"
-        " (python -m pq.sqlfiles freeze 0003_models)",
+        " (a delta: README.rst, Development)",
         "pq/migrations/0001_initial.py runs RunPQSQL names ['0001_other']: it should run"
         " RunPQSQL(name='0001_initial') once, so that sql/migrations/0001_initial.sql is applied",
     ]
@@ -288,3 +288,19 @@ def test_django_migrates_pq_to_zero_and_forward_again(fresh_dsn: str) -> None:
     assert _catalog_of(fresh_dsn) == [], "migrating pq to zero left pq objects behind"
     migrate()
     assert_same_catalog(migrated, _catalog_of(fresh_dsn), "migrated again after zero")
+
+
+def test_freeze_makes_only_the_first_migration() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pq.sqlfiles", "freeze", "0099_again"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "python -m pq.sqlfiles freeze: 0001_initial.sql exists: freeze makes only the first"
+        " migration; write the next one as a delta (README.rst, Development)"
+    )
+    assert not (SQL_MIGRATIONS / "0099_again.sql").exists()
