@@ -30,7 +30,37 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class QueueStore(models.Model):
+class ReadOnlyModelError(TypeError):
+    """A django-pq row was to be written through the ORM, bypassing the SQL that owns it."""
+
+
+class ReadOnlyQuerySet(models.QuerySet):
+    """Rows whose writes belong to django-pq's SQL functions: reading and deleting only."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ReadOnlyModelError(
+            f"{self.model._meta.db_table} rows are written by django-pq's SQL functions, "
+            "not the ORM: enqueue with Queue.enqueue or pq_enqueue, requeue with "
+            "pq.queue.get_failed_queue().requeue, and see README.rst for the others"
+        )
+
+    update = bulk_create = bulk_update = create = get_or_create = update_or_create = _refuse
+
+
+class ReadOnlyModel(models.Model):
+    """A model mirroring a table django-pq's SQL owns: ``save()`` raises ReadOnlyModelError,
+    so the ORM cannot bypass the SQL's rules (states, checks, notifications)."""
+
+    objects = ReadOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        type(self).objects.none()._refuse()
+
+
+class QueueStore(ReadOnlyModel):
     """A row of pq_queue: a queue's stored options."""
 
     name = models.TextField(primary_key=True)
@@ -47,7 +77,7 @@ class QueueStore(models.Model):
         return self.name
 
 
-class FlowStore(models.Model):
+class FlowStore(ReadOnlyModel):
     """A row of pq_flow: a workflow's jobs, run one after the other."""
 
     name = models.TextField(null=True, blank=True)
@@ -67,8 +97,8 @@ class FlowStore(models.Model):
         return self.name or f"flow {self.pk}"
 
 
-class Job(models.Model):
-    """A row of pq_job: what to run, its state and its result."""
+class Job(ReadOnlyModel):
+    """A row of pq_job: what to run, its state and its result. Read-only through the ORM."""
 
     STATUS_CHOICES = [(status.value, status.value) for status in JobStatus]
 

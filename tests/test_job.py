@@ -12,7 +12,7 @@ from django.utils import timezone
 from psycopg2.extensions import connection
 
 from pq import sql
-from pq.models import Job, JobStatus
+from pq.models import Job, JobStatus, QueueStore, ReadOnlyModelError
 from pq.queue import Queue
 from pq.serialization import PICKLE_TAG, to_json
 from pq.worker import Worker
@@ -298,14 +298,25 @@ def test_results_from_a_worker_round_trip(func: object, expected: object) -> Non
     assert same(Job.fetch(job.pk).result, expected)
 
 
-def test_orm_writes_are_stored_like_enqueued_values(raw_conn: connection) -> None:
+def test_the_result_field_stores_values_as_enqueued_values_are() -> None:
+    stored = Job._meta.get_field("result").get_prep_value({"when": datetime.date(2020, 1, 1)})
+    assert list(stored["when"]) == [PICKLE_TAG]
+
+
+def test_the_orm_cannot_write_what_the_sql_owns(raw_conn: connection) -> None:
     job = Queue().enqueue(jobs.return_none)
-    job.result = {"when": datetime.date(2020, 1, 1), "n": 1}
-    job.save(update_fields=["result"])
-    assert Job.fetch(job.pk).result == {"when": datetime.date(2020, 1, 1), "n": 1}
-    [(result,)] = select(raw_conn, "SELECT result FROM pq_job")
-    assert result["n"] == 1
-    assert list(result["when"]) == [PICKLE_TAG]
+    job.status = JobStatus.FINISHED
+    message = r"^pq_job rows are written by django-pq's SQL functions, not the ORM: "
+    with pytest.raises(ReadOnlyModelError, match=message):
+        job.save()
+    with pytest.raises(ReadOnlyModelError, match=message):
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.FINISHED)
+    with pytest.raises(ReadOnlyModelError, match=message):
+        Job.objects.create(queue="default", origin="default", func="tests.jobs.return_none")
+    with pytest.raises(ReadOnlyModelError, match=r"^pq_queue rows are written"):
+        QueueStore(name="sneaky").save()
+    assert select(raw_conn, "SELECT status FROM pq_job") == [("queued",)]
+    assert QueueStore.objects.filter(name="sneaky").count() == 0
 
 
 def test_job_is_importable_where_users_look_for_it() -> None:
