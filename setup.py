@@ -45,6 +45,9 @@ setup(
             "pytest",
             "pytest-timeout",
             "ruff",
+            # The RQ side of the benchmark's tests (redis-server itself comes from the OS).
+            "rq",
+            "redis",
         ],
         "bench": ["rq", "redis", "matplotlib"],
     },
