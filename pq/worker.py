@@ -337,6 +337,9 @@ class Worker:
             # jsonb comes as text, decoded per job: a row too deep for json.loads must fail
             # that job alone, not the fetch of the whole claimed batch.
             psycopg2.extras.register_default_jsonb(conn, loads=lambda text: text)
+            # Refuse SQL of another version with a message (migrate, or update the worker)
+            # rather than failing on the first job.
+            sql.check_schema_version(conn.cursor(), self.connection)
             self._conn = conn
             sql.listen(conn.cursor())
             self._register()

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from pq import sql
-from pq.exceptions import WorkerNameTaken
+from pq.exceptions import SchemaVersionMismatch, WorkerNameTaken
 from pq.management.options import database_alias
 from pq.worker import Worker
 
@@ -62,7 +62,7 @@ class Command(BaseCommand):
                 batch=options["batch"],
             )
             worker.work(burst=options["burst"])
-        except (ValueError, WorkerNameTaken) as exc:
+        except (ValueError, WorkerNameTaken, SchemaVersionMismatch) as exc:
             raise CommandError(str(exc)) from exc
 
     def _terminate(self, alias: str) -> None:
