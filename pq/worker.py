@@ -33,7 +33,8 @@ from pq.executors import Executor, ForkingExecutor, InProcessExecutor
 from pq.horse import ExcHandler, Outcome, drain, run_handlers
 from pq.ledger import Ledger, log_notices
 from pq.models import Job, UndecodableJob
-from pq.queue import FAILED_QUEUE, Queue
+from pq.queue import Queue
+from pq.worker_queues import WorkerQueues
 
 logger = logging.getLogger("pq")
 
@@ -80,22 +81,8 @@ class Worker:
             raise ValueError(
                 "batch > 1 needs fork=False: a forking worker runs one job per work horse"
             )
-        if isinstance(queues, (Queue, str)):
-            queues = [queues]
-        given = list(queues or [])
-        aliases = {q.connection for q in given if isinstance(q, Queue)}
-        if connection is None:
-            connection = aliases.pop() if len(aliases) == 1 else "default"
-        if aliases - {connection}:
-            raise ValueError(
-                f"a worker works on queues of one connection; got queues on {sorted(aliases)} "
-                f"for a worker on {connection!r}: start one worker per connection"
-            )
-        self.connection = connection
-        self.queue_names = [q.name if isinstance(q, Queue) else q for q in given]
-        if FAILED_QUEUE in self.queue_names:
-            raise ValueError("workers do not work on the failed queue; requeue its jobs instead")
-        self.all_queues = not self.queue_names
+        self.queues = WorkerQueues(queues, connection)
+        self.connection = self.queues.connection
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.name = name or f"{self.hostname}.{self.pid}"
@@ -145,7 +132,7 @@ class Worker:
         return self._exc_handlers.pop()
 
     def __repr__(self) -> str:
-        return f"<Worker {self.name} on {', '.join(self.queue_names) or 'all queues'}>"
+        return f"<Worker {self.name} on {self.queues.label()}>"
 
     # The loop
 
@@ -155,7 +142,7 @@ class Worker:
         self._stop.install(self._executor.interrupt)
         try:
             self._connect()
-            logger.info("*** Listening for work on %s", self._queue_label())
+            logger.info("*** Listening for work on %s", self.queues.label())
             while self._stop.count == 0:
                 if not self._step(burst):
                     break
@@ -186,7 +173,7 @@ class Worker:
                 ledger.claimed.pop(0)
                 ledger.store_failures(self._conn)
                 self._duties.tick(quiet=True)
-            logger.info("*** Listening for work on %s", self._queue_label())
+            logger.info("*** Listening for work on %s", self.queues.label())
         except CONNECTION_ERRORS as exc:
             logger.warning(
                 "Worker %s lost its database connection (%s); reconnecting", self.name, exc
@@ -210,7 +197,7 @@ class Worker:
             rows = self._finish_dequeue()
         self._ledger.results_stored()
         self._log_notices()
-        rows.sort(key=self._claim_order())
+        rows.sort(key=self.queues.claim_order())
         claimed = self._ledger.claimed = []
         for row in rows:
             try:
@@ -226,22 +213,9 @@ class Worker:
             self._ledger.done,
             self.name,
             self.default_result_ttl,
-            self._queues(),
+            self.queues.for_sql(),
             self.batch,
         )
-
-    def _claim_order(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """The order in which claimed rows run: the order the SQL claims them in (queues
-        given in priority order, or every queue's due scheduled jobs first, then queues in
-        name order), oldest first."""
-        if self.all_queues:
-            return lambda row: (
-                (0, row["scheduled_for"], row["id"])
-                if row["scheduled_for"] is not None
-                else (1, row["queue"], row["id"])
-            )
-        priority = {name: index for index, name in enumerate(self.queue_names)}
-        return lambda row: (priority.get(row["queue"], 0), row["id"])
 
     def _reject(self, job_id: int, reason: UndecodableJob) -> None:
         """Fail a job the worker cannot decode or describe, without running it.
@@ -308,7 +282,7 @@ class Worker:
         ages, so the worker waits as if none were scheduled.
         """
         try:
-            return sql.next_due(self._cursor(), self._queues())
+            return sql.next_due(self._cursor(), self.queues.for_sql())
         except (psycopg2.DataError, ValueError, OverflowError) as exc:
             logger.warning(
                 "pq_next_due returned a time Python cannot hold (%s); waiting as if no "
@@ -321,12 +295,7 @@ class Worker:
         """Consume pending notifications; True if one concerns our queues (or all workers)."""
         notifies = list(self._conn.notifies)
         self._conn.notifies.clear()
-        for notify in notifies:
-            if notify.payload == "" or notify.payload in self.queue_names:
-                return True
-            if self.all_queues and notify.payload != FAILED_QUEUE:
-                return True
-        return False
+        return any(self.queues.wanted(notify.payload) for notify in notifies)
 
     # Connection
 
@@ -350,7 +319,7 @@ class Worker:
 
     def _register(self) -> None:
         keep = self._ledger.held()
-        args = (self.name, self._queues(), self._duties.ttl, self.hostname, self.pid, keep)
+        args = (self.name, self.queues.for_sql(), self._duties.ttl, self.hostname, self.pid, keep)
         try:
             sql.register_worker(self._cursor(), *args, token=self.token)
         except WorkerNameTaken:
@@ -397,14 +366,6 @@ class Worker:
 
     def _cursor(self) -> Any:
         return self._conn.cursor()
-
-    def _queues(self) -> list[str] | None:
-        """The queue names the SQL works on: those given, or None for every queue but failed
-        (claimed in one statement, however many queues exist)."""
-        return None if self.all_queues else self.queue_names
-
-    def _queue_label(self) -> str:
-        return ", ".join(self.queue_names) or "all queues"
 
     def _close(self) -> None:
         if self._conn is not None:
