@@ -11,10 +11,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import secrets
 import select
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,9 +26,10 @@ import psycopg2.extras
 from pq import conf, sql
 from pq.connection import connect as connect_raw
 from pq.duties import CONNECTION_ERRORS, Duties
-from pq.exceptions import WorkerNameTaken, WorkerNotRegistered
+from pq.exceptions import WorkerNotRegistered
 from pq.executors import Executor, ForkingExecutor, InProcessExecutor
 from pq.horse import ExcHandler, Outcome, drain, run_handlers
+from pq.identity import WorkerIdentity
 from pq.ledger import Ledger, log_notices
 from pq.models import Job, UndecodableJob
 from pq.queue import Queue
@@ -83,13 +82,8 @@ class Worker:
             )
         self.queues = WorkerQueues(queues, connection)
         self.connection = self.queues.connection
-        self.hostname = socket.gethostname()
-        self.pid = os.getpid()
-        self.name = name or f"{self.hostname}.{self.pid}"
-        # Tells this process apart from an earlier one with the same name, host and pid (a
-        # container restarted within the heartbeat TTL): its registration is a reconnect of
-        # this process only with this token.
-        self.token = secrets.token_hex(16)
+        self.identity = WorkerIdentity(name)
+        self.name = self.identity.name
         self.default_worker_ttl = default_worker_ttl or conf.default_worker_ttl()
         self.default_result_ttl = (
             conf.default_result_ttl() if default_result_ttl is None else default_result_ttl
@@ -318,34 +312,10 @@ class Worker:
             raise
 
     def _register(self) -> None:
-        keep = self._ledger.held()
-        args = (self.name, self.queues.for_sql(), self._duties.ttl, self.hostname, self.pid, keep)
-        try:
-            sql.register_worker(self._cursor(), *args, token=self.token)
-        except WorkerNameTaken:
-            if not self._take_over_dead_namesake():
-                raise
-            sql.register_worker(self._cursor(), *args, token=self.token)
+        """Register (again, after a reconnect), keeping the jobs the ledger holds."""
+        ttl = self._duties.ttl
+        self.identity.register(self._cursor(), self.queues.for_sql(), ttl, self._ledger.held())
         self._duties.registered()
-
-    def _take_over_dead_namesake(self) -> bool:
-        """Unregister the worker holding our name if it ran on this host and its process is
-        dead (a worker restarted with a fixed name right after a kill -9); its started jobs
-        are failed as abandoned. Return whether it was taken over. (A holder with our own pid
-        and another token, a container restarted as pid 1, is replaced by the SQL itself.)"""
-        holder = sql.worker_host(self._cursor(), self.name)
-        if holder is None or holder[0] != self.hostname or holder[1] in (None, self.pid):
-            return False
-        if _pid_alive(holder[1]):
-            return False
-        logger.warning(
-            "Worker name %s was held by process %s of this host, which is dead: taking the "
-            "name over; its started jobs are failed as abandoned",
-            self.name,
-            holder[1],
-        )
-        sql.unregister_worker(self._cursor(), self.name)
-        return True
 
     def _reconnect(self) -> None:
         """Reconnect with backoff (0.5 s doubling to 30 s) until it works or we are stopped."""
@@ -467,14 +437,3 @@ class StopRequests:
 
 def _nothing() -> None:
     pass
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -323,7 +323,7 @@ def test_a_new_process_with_a_dead_ones_name_host_and_pid_fails_its_job_not_reru
         cursor.execute(
             "SELECT pq_register_worker('container', ARRAY['default'], 60, %s, %s, '{}',"
             " 'token-of-the-dead-process')",
-            [worker.hostname, worker.pid],
+            [worker.identity.hostname, worker.identity.pid],
         )
         cursor.execute("SELECT id FROM pq_dequeue(ARRAY['default'], 'container')")
         assert cursor.fetchone() == (old.pk,)
