@@ -54,7 +54,7 @@ class WorkerIdentity:
         holder = sql.worker_host(cursor, self.name)
         if holder is None or holder[0] != self.hostname or holder[1] in (None, self.pid):
             return False
-        if _pid_alive(holder[1]):
+        if pid_alive(holder[1]):
             return False
         logger.warning(
             "Worker name %s was held by process %s of this host, which is dead: taking the "
@@ -66,7 +66,7 @@ class WorkerIdentity:
         return True
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` exists on this host (one of another user's counts)."""
     try:
         os.kill(pid, 0)

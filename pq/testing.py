@@ -41,6 +41,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
+from pq.identity import pid_alive
+
 __all__ = [
     "FAST_SETTINGS",
     "EmbeddedPostgres",
@@ -664,7 +666,7 @@ def _remove_stale_dirs(parent: Path) -> None:
     for directory in parent.glob(f"{DIR_PREFIX}*"):
         owner = _read_pid(directory / OWNER_FILE)
         server = _read_pid(directory / "data" / "postmaster.pid")
-        if owner is not None and not _alive(owner) and not (server and _alive(server)):
+        if owner is not None and not pid_alive(owner) and not (server and pid_alive(server)):
             shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -673,16 +675,6 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _world_traversable(path: Path) -> bool:

@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extras
-import pytest
 from psycopg2.extensions import connection
 
 from tests.sql.helpers import (
@@ -20,10 +19,9 @@ from tests.sql.helpers import (
     listen,
     notifications,
     raises_pq,
-    register,
 )
 
-# The names this module claims jobs with: pq_dequeue_many raises PQ006 for unregistered ones.
+# The names this module claims jobs with, registered before each test (conftest.py).
 CLAIMING_WORKERS = (
     "w1",
     "w2",
@@ -32,11 +30,6 @@ CLAIMING_WORKERS = (
     "other",
     *(f"w{i}" for i in range(8)),
 )
-
-
-@pytest.fixture(autouse=True)
-def _registered_workers(raw_conn: connection) -> None:
-    register(raw_conn, *CLAIMING_WORKERS)
 
 
 def enqueue_many(

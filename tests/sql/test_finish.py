@@ -22,10 +22,9 @@ from tests.sql.helpers import (
     listen,
     notifications,
     raises_pq,
-    register,
 )
 
-# The names this module claims jobs with: pq_dequeue_many raises PQ006 for unregistered ones.
+# The names this module claims jobs with, registered before each test (conftest.py).
 CLAIMING_WORKERS = (
     "w1",
     "w2",
@@ -35,11 +34,6 @@ CLAIMING_WORKERS = (
     "other",
     *(f"w{i}" for i in range(8)),
 )
-
-
-@pytest.fixture(autouse=True)
-def _registered_workers(raw_conn: connection) -> None:
-    register(raw_conn, *CLAIMING_WORKERS)
 
 
 def _started(conn: connection, queue: str = "default", worker: str = "w1", **options: Any) -> int:
