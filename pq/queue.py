@@ -240,6 +240,40 @@ class Queue:
         return list(self.jobs.values_list("id", flat=True))
 
 
+class SerialQueue(Queue):
+    """A queue whose jobs run one at a time, in the order they were enqueued.
+
+    ``SerialQueue()`` is the queue ``serial``. Making one records the queue as serial in the
+    database at once (``pq_create_queue(name, '{"serial": true}')`` on the queue's connection,
+    inside the caller's transaction): serial is a property of the queue's row, so every job
+    put on it, by a plain ``Queue(name)``, from SQL or by ``pqenqueue``, runs one at a time.
+    """
+
+    def __init__(
+        self,
+        name: str = "serial",
+        timeout: int | None = None,
+        connection: str = "default",
+        is_async: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, timeout, connection, is_async, **options)
+        with connections[self.connection].cursor() as cursor:
+            sql.make_serial(cursor, self.name)
+
+    @classmethod
+    def create(
+        cls,
+        name: str = "serial",
+        timeout: int | None = None,
+        connection: str = "default",
+        is_async: bool = True,
+        **options: Any,
+    ) -> Queue:
+        """Return the SerialQueue ``name``, cached as :meth:`Queue.create` caches queues."""
+        return super().create(name, timeout, connection, is_async, **options)
+
+
 class FailedQueue(Queue):
     """The ``failed`` queue, where workers move jobs that raised, crashed or timed out."""
 

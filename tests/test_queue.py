@@ -21,7 +21,7 @@ from pq import sql
 from pq.benchmark import count_unfinished
 from pq.exceptions import InvalidArgument, InvalidJobState, NoSuchJob
 from pq.models import Job, JobStatus
-from pq.queue import FailedQueue, Queue, get_failed_queue
+from pq.queue import FailedQueue, Queue, SerialQueue, get_failed_queue
 from tests import jobs
 from tests.claims import claim
 
@@ -650,3 +650,57 @@ def test_requeue_all_requeues_every_failed_job() -> None:
     assert Queue("two").job_ids == [second.pk]
     assert {Job.fetch(pk).status for pk in (first.pk, second.pk)} == {JobStatus.QUEUED}
     assert failed.requeue_all() == 0
+
+
+def queue_row(raw_conn: connection, name: str) -> list[tuple]:
+    return stored(raw_conn, "SELECT serial, default_timeout FROM pq_queue WHERE name = %s", name)
+
+
+def test_serial_queue_is_the_queue_serial_and_exported() -> None:
+    assert pq.SerialQueue is SerialQueue
+    queue = SerialQueue()
+    assert queue.name == "serial" and isinstance(queue, Queue)
+    assert queue == Queue("serial")
+
+
+def test_making_a_serial_queue_records_it_as_serial(raw_conn: connection) -> None:
+    Queue("reports")
+    assert queue_row(raw_conn, "reports") == []  # a plain Queue does not touch the database
+    queue = SerialQueue("reports", timeout=30)
+    assert (queue.name, queue.timeout) == ("reports", 30)
+    assert queue_row(raw_conn, "reports") == [(True, None)]
+
+
+def test_making_a_serial_queue_keeps_its_other_options(raw_conn: connection) -> None:
+    with raw_conn.cursor() as cursor:
+        cursor.execute("""SELECT pq_create_queue('reports', '{"timeout": 60}')""")
+    SerialQueue("reports")
+    assert queue_row(raw_conn, "reports") == [(True, 60)]
+
+
+def test_a_serial_queue_made_in_a_rolled_back_transaction_is_not_serial(
+    raw_conn: connection,
+) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        SerialQueue("reports")
+        raise RuntimeError("roll back")
+    assert queue_row(raw_conn, "reports") == []
+
+
+def test_serial_queue_create_is_cached_like_queue_create(raw_conn: connection) -> None:
+    with override_settings(PQ_QUEUE_CACHE=True):
+        queue = SerialQueue.create("cached-serial")
+        assert isinstance(queue, SerialQueue)
+        assert SerialQueue.create("cached-serial") is queue
+        assert Queue.create("cached-serial") is not queue
+    assert SerialQueue.create().name == "serial"
+    assert queue_row(raw_conn, "cached-serial") == [(True, None)]
+
+
+def test_jobs_of_a_plain_queue_on_a_serial_queue_are_claimed_one_at_a_time() -> None:
+    SerialQueue("reports")
+    first = Queue("reports").enqueue(jobs.say_hello, "1")
+    Queue("reports").enqueue(jobs.say_hello, "2")
+    assert start_job("reports", "w1") == first.pk
+    with connections["default"].cursor() as cursor:
+        assert claim(cursor, ["reports"], "w2") is None

@@ -165,3 +165,12 @@ def test_from_the_command_line(raw_conn: connection) -> None:
     )
     assert failed.returncode == 1
     assert "CommandError" in failed.stderr and "dotted path" in failed.stderr
+
+
+def test_serial_makes_the_queue_serial_before_enqueueing(raw_conn: connection) -> None:
+    pqenqueue("tests.jobs.say_hello", "--queue=reports")
+    assert select(raw_conn, "SELECT serial FROM pq_queue WHERE name = 'reports'") == [(False,)]
+    out = pqenqueue("tests.jobs.say_hello", "--queue=reports", "--serial")
+    assert out.rstrip().endswith("on reports")
+    assert select(raw_conn, "SELECT serial FROM pq_queue WHERE name = 'reports'") == [(True,)]
+    assert select(raw_conn, "SELECT count(*) FROM pq_job WHERE queue = 'reports'") == [(2,)]

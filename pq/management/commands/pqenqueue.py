@@ -1,4 +1,4 @@
-"""manage.py pqenqueue dotted.func [arg ...] [--queue] [--timeout] [--sync]"""
+"""manage.py pqenqueue dotted.func [arg ...] [--queue] [--serial] [--timeout] [--sync]"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pq.queue import Queue
+from pq.queue import Queue, SerialQueue
 from pq.serialization import callable_path, import_callable
 
 
@@ -20,6 +20,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--queue", "-q", default="default", help="queue name (default: default)"
+        )
+        parser.add_argument(
+            "--serial",
+            action="store_true",
+            help="make the queue serial (its jobs run one at a time, in order) first",
         )
         parser.add_argument("--timeout", "-t", type=int, help="seconds the job may run")
         parser.add_argument(
@@ -39,7 +44,8 @@ class Command(BaseCommand):
                 "settings can import it"
             ) from exc
         try:
-            queue = Queue(
+            queue_class = SerialQueue if options["serial"] else Queue
+            queue = queue_class(
                 options["queue"], connection=options["connection"], is_async=not options["sync"]
             )
             job = queue.enqueue_call(
