@@ -72,6 +72,21 @@ def sleep_then_mark(seconds: float, path: str) -> None:
         marker.write("finished\n")
 
 
+def record_span(path: str, number: int, seconds: float) -> int:
+    """Append "start <number> <time>", sleep, append "end <number> <time>" to ``path``.
+
+    Each line is one O_APPEND write, so jobs running at once in several horses never mix lines.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, f"start {number} {time.time()!r}\n".encode())
+        time.sleep(seconds)
+        os.write(fd, f"end {number} {time.time()!r}\n".encode())
+    finally:
+        os.close(fd)
+    return number
+
+
 def count_jobs() -> int:
     """Touch the ORM from the work horse (it must open its own connection)."""
     from pq.models import Job
