@@ -94,6 +94,8 @@ def text(ctx: Context, env_text: str, command: str) -> str:
         parts.append(_memory_text(ctx.figures))
     if "queues" in sections:
         parts.append(_plain_text(ctx.figures, "queues", QUEUES_INTRO))
+    if "serial" in sections:
+        parts.append(_plain_text(ctx.figures, "serial", SERIAL_INTRO))
     if "big queue" in sections:
         parts.append(_plain_text(ctx.figures, "big queue", BIG_QUEUE_INTRO))
     parts.append(_targets_text(ctx.figures))
@@ -255,6 +257,11 @@ def _memory_text(figures: Sequence[Figure]) -> str:
 QUEUES_INTRO = (
     "Claims over all queues (pq_dequeue_many with NULL queue names, up to 10 jobs, nothing "
     "queued): mean time with 1 queue row and with 20,000; and naming all 20,000 queues."
+)
+
+SERIAL_INTRO = (
+    "Serial queue: mean time of one claim (pq_dequeue naming the queue, or NULL queue names) "
+    "and its pq_finish, with 10 and with 100,000 jobs waiting on the serial queue."
 )
 
 BIG_QUEUE_INTRO = (

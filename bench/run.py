@@ -16,8 +16,16 @@ from pathlib import Path
 from types import ModuleType
 
 OUT = Path(__file__).resolve().parent / "out"
-SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "queues", "big"]
-DEFAULT_SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "queues"]
+SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "queues", "serial", "big"]
+DEFAULT_SECTIONS = [
+    "pgbench",
+    "throughput",
+    "enqueue",
+    "latency",
+    "memory",
+    "queues",
+    "serial",
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,7 +66,7 @@ def _redis(enabled: bool) -> Iterator[str | None]:
 
 
 def _modules() -> dict[str, ModuleType]:
-    from bench import bigqueue, enqueue, latency, memory, pgbench, queues, throughput
+    from bench import bigqueue, enqueue, latency, memory, pgbench, queues, serial, throughput
 
     return {
         "pgbench": pgbench,
@@ -67,6 +75,7 @@ def _modules() -> dict[str, ModuleType]:
         "latency": latency,
         "memory": memory,
         "queues": queues,
+        "serial": serial,
         "big": bigqueue,
     }
 
