@@ -259,7 +259,7 @@ class SerialQueue(Queue):
     ) -> None:
         super().__init__(name, timeout, connection, is_async, **options)
         with connections[self.connection].cursor() as cursor:
-            sql.make_serial(cursor, self.name)
+            sql.create_queue(cursor, self.name, {"serial": True})  # other options stay
 
     @classmethod
     def create(

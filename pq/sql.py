@@ -144,15 +144,6 @@ def create_queue(cursor: Any, queue: str, options: dict[str, Any]) -> None:
 
 
 @_translated
-def make_serial(cursor: Any, queue: str) -> None:
-    """Create ``queue`` or mark it serial with ``pq_create_queue(queue, '{"serial": true}')``.
-
-    Its other options (timeout) stay. Locks the queue row until the transaction ends.
-    """
-    cursor.execute("""SELECT pq_create_queue(%s, '{"serial": true}')""", [queue])
-
-
-@_translated
 def count_queued(cursor: Any, queue: str) -> int:
     """Return how many jobs wait in ``queue`` (queued now, or scheduled), with ``pq_count``."""
     cursor.execute("SELECT pq_count(%s)", [queue])
