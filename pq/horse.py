@@ -11,7 +11,6 @@ horse (an exit, a signal) into a failure with the reason.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import logging
@@ -31,6 +30,7 @@ from django.db import connections
 
 from pq.exceptions import JobTimeoutException, WorkHorseDied
 from pq.models import Job
+from pq.processes import set_parent_death_signal
 from pq.serialization import to_json
 
 logger = logging.getLogger("pq")
@@ -372,19 +372,6 @@ def _become_horse(parent: int) -> None:
 
 _inherited: list[Any] = []
 
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    """Return libc's ``prctl``, or None where there is none (not Linux)."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_prctl = _libc_prctl()  # looked up once, in the worker, not in each horse
-
 
 def _die_with(parent: int) -> None:
     """Have the kernel SIGKILL this horse when its worker, ``parent``, dies.
@@ -396,8 +383,7 @@ def _die_with(parent: int) -> None:
     has been re-parented already and leaves at once. Where there is no ``prctl`` (not
     Linux), a horse outlives a worker killed with SIGKILL.
     """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 

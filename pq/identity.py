@@ -12,6 +12,7 @@ from typing import Any
 
 from pq import sql
 from pq.exceptions import WorkerNameTaken
+from pq.processes import pid_alive
 
 logger = logging.getLogger("pq")
 
@@ -64,14 +65,3 @@ class WorkerIdentity:
         )
         sql.unregister_worker(cursor, self.name)
         return True
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

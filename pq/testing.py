@@ -19,7 +19,6 @@ is one line saying what to install or set.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import functools
 import importlib.metadata
 import importlib.util
@@ -31,7 +30,7 @@ import signal
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,7 +40,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
 
-from pq.identity import pid_alive
+from pq.processes import pid_alive, set_parent_death_signal
 
 __all__ = [
     "FAST_SETTINGS",
@@ -94,7 +93,6 @@ _DJANGO_KEYS = {
     "host": "HOST",
     "port": "PORT",
 }
-_PR_SET_PDEATHSIG = 1
 
 
 class PostgresUnavailable(RuntimeError):
@@ -611,9 +609,8 @@ def _postgresql_class() -> type[Any]:
 def _spawn_kwargs(cwd: str, account: pwd.struct_passwd | None) -> dict[str, Any]:
     """Return Popen arguments that run a child in ``cwd``, as ``account`` if given."""
     kwargs: dict[str, Any] = {"cwd": cwd}
-    prctl = _prctl()
-    if prctl is not None:
-        kwargs["preexec_fn"] = lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+    # The server gets SIGINT (a fast shutdown) if this process dies without stopping it.
+    kwargs["preexec_fn"] = lambda: set_parent_death_signal(signal.SIGINT)
     if account is not None:
         kwargs.update(_account_kwargs(account))
     return kwargs
@@ -626,14 +623,6 @@ def _account_kwargs(account: pwd.struct_passwd) -> dict[str, Any]:
         "extra_groups": [],
         "env": {**os.environ, "HOME": account.pw_dir, "USER": account.pw_name},
     }
-
-
-def _prctl() -> Callable[..., int] | None:
-    """Return libc's ``prctl`` (Linux only), to make the server die with its parent."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
 
 
 def _summary(output: str) -> str:
