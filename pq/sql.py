@@ -13,7 +13,7 @@ import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, ParamSpec, TypeVar
 
 from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
@@ -21,7 +21,7 @@ from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 Row = dict[str, Any]
 # The version of the SQL this module calls: pq_version() of the latest SQL migration. A
 # migration that changes the SQL bumps both.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -135,6 +135,117 @@ def enqueue_many(
         ],
     )
     return [job_id for (job_id,) in cursor.fetchall()]
+
+
+@_translated
+def schedule_job(
+    cursor: Any,
+    queue: str,
+    func: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    scheduled_for: datetime,
+    repeat: int = 0,
+    repeat_until: datetime | None = None,
+    repeat_interval: str | None = None,
+    between_start: time | None = None,
+    between_end: time | None = None,
+    weekdays: Sequence[int] | None = None,
+    time_zone: str | None = None,
+    timeout: int | None = None,
+    result_ttl: int | None = None,
+    description: str | None = None,
+    instance: bytes | None = None,
+    name: str | None = None,
+) -> int:
+    """Schedule a job with ``_pq_schedule_job``; return its id.
+
+    ``repeat_interval`` is PostgreSQL interval text (see :func:`pq.scheduling.interval_text`).
+    """
+    cursor.execute(
+        "SELECT id FROM _pq_schedule_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s::interval,"
+        " %s::time, %s::time, %s::integer[], %s, %s, %s, %s, %s, %s)",
+        [
+            queue,
+            func,
+            _json(args),
+            _json(kwargs),
+            scheduled_for,
+            repeat,
+            repeat_until,
+            repeat_interval,
+            between_start,
+            between_end,
+            None if weekdays is None else list(weekdays),
+            time_zone,
+            timeout,
+            result_ttl,
+            description,
+            instance,
+            name,
+        ],
+    )
+    return int(cursor.fetchone()[0])
+
+
+@_translated
+def schedule_cron(
+    cursor: Any,
+    name: str,
+    schedule: str,
+    func: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    queue: str,
+    time_zone: str,
+    timeout: int | None = None,
+    result_ttl: int | None = None,
+    description: str | None = None,
+) -> int:
+    """Create or replace the cron schedule ``name`` with ``pq_schedule_cron``; return the id
+    of its next tick's job."""
+    cursor.execute(
+        "SELECT pq_schedule_cron(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        [
+            name,
+            schedule,
+            func,
+            _json(args),
+            _json(kwargs),
+            queue,
+            time_zone,
+            timeout,
+            result_ttl,
+            description,
+        ],
+    )
+    return int(cursor.fetchone()[0])
+
+
+@_translated
+def unschedule(cursor: Any, name: str) -> bool:
+    """Remove the named schedule with ``pq_unschedule``; False if there was none."""
+    cursor.execute("SELECT pq_unschedule(%s)", [name])
+    return bool(cursor.fetchone()[0])
+
+
+@_translated
+def schedules(cursor: Any) -> list[Row]:
+    """Return the rows of the view ``pq_schedules``, by name."""
+    cursor.execute(
+        "SELECT name, schedule, time_zone, queue, func, next_run, next_job_id, last_job_id,"
+        " last_status, last_run FROM pq_schedules ORDER BY name"
+    )
+    return _all_rows(cursor)
+
+
+@_translated
+def cron_next(cursor: Any, expr: str, after: datetime, time_zone: str = "UTC") -> datetime:
+    """Return the first tick of cron expression ``expr`` after ``after`` (``pq_cron_next``)."""
+    cursor.execute("SELECT pq_cron_next(%s, %s, %s)", [expr, after, time_zone])
+    return cursor.fetchone()[0]
 
 
 @_translated

@@ -6,6 +6,9 @@
 \ir notify.sql
 \ir queue.sql
 \ir enqueue.sql
+\ir zone.sql
+\ir cron.sql
+\ir schedule.sql
 \ir dequeue.sql
 \ir finish.sql
 \ir worker.sql

@@ -19,18 +19,19 @@ $$;
 COMMENT ON FUNCTION _pq_notify_job() IS 'Trigger: NOTIFY pq_jobs with the queue name when a job becomes ready.';
 
 -- _pq_notify_jobs(): AFTER INSERT statement trigger on pq_job; notifies pq_jobs once per
--- queue that got 'queued' rows from the statement (a bulk insert: one call, not one per
--- row). Locks: none.
+-- queue that got 'queued' or 'scheduled' rows from the statement (a bulk insert: one call,
+-- not one per row): a worker woken for a scheduled job finds nothing due yet and plans its
+-- sleep with the new due time. Locks: none.
 CREATE FUNCTION _pq_notify_jobs()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('pq_jobs', n.queue)
-       FROM (SELECT DISTINCT j.queue FROM pq_new_jobs j WHERE j.status = 'queued') AS n;
+       FROM (SELECT DISTINCT j.queue FROM pq_new_jobs j WHERE j.status IN ('queued', 'scheduled')) AS n;
     RETURN NULL;
 END;
 $$;
-COMMENT ON FUNCTION _pq_notify_jobs() IS 'Trigger: NOTIFY pq_jobs once per queue an insert added ready jobs to.';
+COMMENT ON FUNCTION _pq_notify_jobs() IS 'Trigger: NOTIFY pq_jobs once per queue an insert added ready or scheduled jobs to.';
 
 CREATE TRIGGER pq_job_900_notify_insert
     AFTER INSERT ON pq_job

@@ -79,7 +79,17 @@ CREATE TABLE pq_job (
     started_at      timestamptz,
     ended_at        timestamptz,
     expires_at      timestamptz,
-    CHECK (status <> 'scheduled' OR scheduled_for IS NOT NULL)
+    -- Repeating jobs (sql/schedule.sql), added by migration 0005: the time zone their
+    -- wall-clock rules (window, weekdays, whole days and months of the interval, cron fields)
+    -- are read in; the origin of their interval's grid (their first run); a cron expression
+    -- instead of an interval; and the name of a named schedule (pq_schedule_cron, or
+    -- pq_schedule with a name).
+    time_zone       text,
+    repeat_from     timestamptz,
+    cron            text,
+    schedule_name   text,
+    CHECK (status <> 'scheduled' OR scheduled_for IS NOT NULL),
+    CHECK (cron IS NULL OR repeat_interval IS NULL)
 );
 COMMENT ON TABLE pq_job IS 'django-pq jobs. Use pq_enqueue to add one; workers use pq_dequeue.';
 
@@ -96,6 +106,14 @@ CREATE INDEX pq_job_started ON pq_job (worker) WHERE status = 'started';
 CREATE INDEX pq_job_started_queue ON pq_job (queue) WHERE status = 'started';
 CREATE INDEX pq_job_expires ON pq_job (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX pq_job_depends_on ON pq_job (depends_on) WHERE depends_on IS NOT NULL;
+-- Named schedules: one pending run per name (the row carrying the schedule on; what a
+-- replacement upserts on), and one job per cron tick whatever the number of workers (the
+-- next tick is inserted ON CONFLICT DO NOTHING). Also what pq_schedules and pq_unschedule
+-- read.
+CREATE UNIQUE INDEX pq_job_schedule_next ON pq_job (schedule_name)
+    WHERE status = 'scheduled' AND repeat <> 0 AND schedule_name IS NOT NULL;
+CREATE UNIQUE INDEX pq_job_schedule_tick ON pq_job (schedule_name, scheduled_for)
+    WHERE schedule_name IS NOT NULL AND cron IS NOT NULL;
 -- Failed jobs are kept until requeued or deleted: what the failed queue's count reads.
 -- (No general (queue, status) index: the planner preferred it to pq_job_queued for claims
 -- on stale statistics, then sorted every queued row; a measured 50 ms claim of 100 jobs.)

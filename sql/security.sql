@@ -1,8 +1,9 @@
 -- Security: what each kind of client needs.
 --
--- pq_enqueue, _pq_enqueue_job and pq_enqueue_many are SECURITY DEFINER: they run with their
--- owner's rights, so a role needs only EXECUTE on them to enqueue, and no rights on the
--- tables. Enqueueing names a function for the workers to run, so none is granted to
+-- pq_enqueue, _pq_enqueue_job, pq_enqueue_many and the scheduling functions (pq_schedule,
+-- _pq_schedule_job, pq_schedule_cron, pq_unschedule) are SECURITY DEFINER: they run with
+-- their owner's rights, so a role needs only EXECUTE on them to enqueue, and no rights on
+-- the tables. Enqueueing names a function for the workers to run, so none is granted to
 -- PUBLIC. Grant per kind of client (the tests in tests/sql/test_security.py run these):
 --   An SQL-only enqueuer (psql, another language):
 --     GRANT EXECUTE ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text,
@@ -18,13 +19,28 @@
 --     GRANT SELECT, INSERT, UPDATE, DELETE ON pq_job, pq_queue, pq_worker, pq_flow TO my_worker;
 --     GRANT EXECUTE ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
 --                                              timestamptz, bytea) TO my_worker;
+--   A scheduler (SQL or Django; pq_schedule and pq_schedule_cron are SECURITY DEFINER too):
+--     GRANT EXECUTE ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer,
+--                                           timestamptz, interval, time, time, integer[], text,
+--                                           integer, integer, text, bytea, text),
+--                               _pq_schedule_job(same arguments),  -- for Django's Queue.schedule
+--                               pq_schedule_cron(text, text, text, jsonb, jsonb, text, text,
+--                                                integer, integer, text),
+--                               pq_unschedule(text)
+--         TO my_scheduler;
 --   An admin reader (monitoring, Django admin lists):
---     GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow TO my_reader;
+--     GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow, pq_schedules TO my_reader;
 -- A SECURITY DEFINER function must not find objects through the caller's search_path (a
 -- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
 REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
+                                   time, time, integer[], text, integer, integer, text, bytea, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _pq_schedule_job(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
+                                        time, time, integer[], text, integer, integer, text, bytea, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_unschedule(text) FROM PUBLIC;
 
 DO $$
 DECLARE

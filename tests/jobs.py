@@ -226,3 +226,13 @@ def be_abandoned(worker: str) -> str:
         cursor.execute("DELETE FROM pq_worker WHERE name = %s", [worker])
         cursor.execute("SELECT _pq_fail_abandoned()")
     return "ran anyway"
+
+
+def record_then_fail(path: str) -> None:
+    """Append "ran <time>" to ``path`` (one O_APPEND write), then raise: a run that fails."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, f"ran {time.time()!r}\n".encode())
+    finally:
+        os.close(fd)
+    raise RuntimeError("this scheduled run fails on purpose")

@@ -59,8 +59,8 @@ def test_a_worker_refuses_older_sql_and_says_to_migrate(database: str) -> None:
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
         "CommandError: django-pq's SQL in database 'default' is older than version 4, and this"
-        " code needs version 4: run `python manage.py migrate pq` (or apply sql/migrations/ in"
-        " order), then start the worker again"
+        f" code needs version {sql.SCHEMA_VERSION}: run `python manage.py migrate pq` (or apply"
+        " sql/migrations/ in order), then start the worker again"
     ), done.stderr
     assert "Traceback" not in done.stderr
     assert django(database, "migrate", "-v0").returncode == 0
@@ -71,11 +71,11 @@ def test_a_worker_refuses_newer_sql_and_says_to_update(database: str) -> None:
     assert django(database, "migrate", "-v0").returncode == 0
     with closing(psycopg2.connect(database)) as conn, conn, conn.cursor() as cursor:
         cursor.execute(
-            "CREATE OR REPLACE FUNCTION pq_version() RETURNS integer LANGUAGE sql AS 'SELECT 5'"
+            "CREATE OR REPLACE FUNCTION pq_version() RETURNS integer LANGUAGE sql AS 'SELECT 1000'"
         )
     done = django(database, "pqworker", "--burst")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "CommandError: django-pq's SQL in database 'default' is version 5, newer than this code"
-        " (version 4): update django-pq where the worker runs"
+        "CommandError: django-pq's SQL in database 'default' is version 1000, newer than this"
+        f" code (version {sql.SCHEMA_VERSION}): update django-pq where the worker runs"
     ), done.stderr

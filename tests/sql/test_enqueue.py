@@ -247,14 +247,16 @@ def test_rolled_back_enqueue_notifies_nothing_and_leaves_no_job(
     assert get_job(raw_conn, job_id) is None
 
 
-def test_scheduled_enqueue_does_not_notify(
+def test_scheduled_enqueue_notifies_so_that_workers_plan_their_sleep_with_it(
     raw_conn: connection, connect: Callable[..., connection]
 ) -> None:
+    # A worker sleeps until the next due job of its queues: one scheduled after it went to
+    # sleep must wake it to plan again, or it would run late (at its next poll).
     listener = connect()
     listen(listener)
     when = fetch_value(raw_conn, "SELECT now() + interval '1 hour'")
     enqueue(raw_conn, "emails", scheduled_for=when)
-    assert notifications(listener, timeout=0.3) == []
+    assert notifications(listener, timeout=0.3) == [("pq_jobs", "emails")]
 
 
 def test_bulk_enqueue_in_one_transaction_notifies_once_per_queue(

@@ -152,7 +152,15 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
         " AND (proname LIKE 'pq\\_%' OR proname LIKE '\\_pq\\_%') ORDER BY proname",
     )
     schema = fetch_value(raw_conn, "SELECT current_schema()")
-    assert [name for name, _ in rows] == ["_pq_enqueue_job", "pq_enqueue", "pq_enqueue_many"]
+    assert [name for name, _ in rows] == [
+        "_pq_enqueue_job",
+        "_pq_schedule_job",
+        "pq_enqueue",
+        "pq_enqueue_many",
+        "pq_schedule",
+        "pq_schedule_cron",
+        "pq_unschedule",
+    ]
     for name, config in rows:
         assert config == [f"search_path={schema}, pg_temp"], name
 
