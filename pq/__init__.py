@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.4.0"
-__all__ = ["Job", "JobStatus", "Queue", "SerialQueue", "Worker", "get_failed_queue"]
+__all__ = [
+    "Job",
+    "JobStatus",
+    "Queue",
+    "SerialQueue",
+    "Worker",
+    "get_failed_queue",
+    "unschedule",
+]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that listing "pq" in INSTALLED_APPS does not import models before apps are ready.
-    if name in ("Queue", "SerialQueue", "get_failed_queue"):
+    if name in ("Queue", "SerialQueue", "get_failed_queue", "unschedule"):
         from pq import queue
 
         return getattr(queue, name)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pickle
 import threading
 from collections.abc import Callable, Iterable
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django.db import connections
 from django.db.models import QuerySet
 
-from pq import conf, sql
+from pq import conf, scheduling, sql
 from pq.models import Job, JobStatus
 from pq.serialization import callable_path, to_json
 
@@ -38,10 +40,12 @@ class Queue:
     ) -> None:
         if "async" in options:
             is_async = bool(options.pop("async"))
+        # Every queue can hold scheduled jobs: the seed's Queue(scheduled=True) is accepted.
+        self.scheduled = bool(options.pop("scheduled", False))
         if options:
             raise TypeError(
                 f"Queue() got unknown option(s) {', '.join(sorted(options))}; "
-                "known options are name, timeout, connection and is_async"
+                "known options are name, timeout, connection, is_async and scheduled"
             )
         if not isinstance(name, str) or not name:
             raise ValueError(f"queue name must be a non-empty string, got {name!r}")
@@ -148,6 +152,125 @@ class Queue:
                 instance=given["instance"],
             )
         return Job.enqueued({**given, **row}, using=self.connection)
+
+    def schedule(self, at: datetime | date, *args: Any, **kwargs: Any) -> Job:
+        """Schedule ``f(*args, **kwargs)`` to run at ``at``: ``q.schedule(at, f, 1, b=2)``.
+
+        Every keyword goes to ``f``; for options (repeat, interval, window, weekdays) use
+        :meth:`schedule_call`, or call this with ``func=`` as a keyword.
+        """
+        if not args:
+            if "func" not in kwargs:
+                raise TypeError("schedule() needs the function to run: q.schedule(at, f, *args)")
+            return self.schedule_call(at, **kwargs)
+        func, *task_args = args
+        return self.schedule_call(at, func, args=task_args, kwargs=kwargs)
+
+    def schedule_call(
+        self,
+        at: datetime | date,
+        func: Callable[..., Any] | str,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        timeout: int | None = None,
+        result_ttl: int | None = None,
+        repeat: int | datetime = 0,
+        interval: int | float | timedelta | relativedelta | None = 0,
+        between: str | tuple[time, time] | None = None,
+        weekdays: Any = None,
+        *,
+        description: str | None = None,
+        name: str | None = None,
+    ) -> Job:
+        """Schedule ``func(*args, **kwargs)`` at ``at``; return the Job of its first run.
+
+        ``at`` is a datetime (naive: in Django's current time zone) or a date (its midnight).
+        ``repeat``: 0 runs once, N repeats N times after the first run (N + 1 runs in all),
+        -1 for ever, a datetime repeats until then. ``interval``: seconds, a timedelta or a
+        relativedelta (months work: ``relativedelta(months=1, days=-1)`` from the 1st is each
+        month's last day); default one day with a window or weekdays. ``between``: a daily
+        window such as ``'2:00/18:30'`` (crossing midnight: ``'22:00-02:00'``); ``weekdays``:
+        dateutil's ``MO``..``SU`` or 0 (Monday) to 6. Runs stay on the interval's grid from
+        the first run (moved into the window and weekdays) and runs outside them are skipped.
+        The window, the weekdays and the interval's days are read in Django's current time
+        zone. ``name`` makes a repeating job a named schedule (created or replaced;
+        :meth:`unschedule`). Each run is its own job; the next run is planned in SQL when a
+        worker claims this one. Calls ``_pq_schedule_job``, in the caller's transaction.
+        Raises ValueError (or pq's InvalidArgument) naming a bad option; nothing is stored.
+        """
+        if not self.is_async:
+            raise ValueError(
+                f"queue {self.name!r} is synchronous (is_async=False): it runs jobs at once "
+                "and cannot schedule them"
+            )
+        path, instance = callable_path(func)
+        plan = scheduling.plan(at, repeat, interval, between, weekdays)
+        with connections[self.connection].cursor() as cursor:
+            job_id = sql.schedule_job(
+                cursor,
+                self.name,
+                path,
+                to_json(list(args or ())),
+                to_json(dict(kwargs or {})),
+                scheduled_for=plan.scheduled_for,
+                repeat=plan.repeat,
+                repeat_until=plan.repeat_until,
+                repeat_interval=plan.repeat_interval,
+                between_start=plan.between_start,
+                between_end=plan.between_end,
+                weekdays=plan.weekdays,
+                time_zone=plan.time_zone,
+                timeout=timeout if timeout is not None else self.timeout,
+                result_ttl=result_ttl,
+                description=description,
+                instance=None if instance is None else pickle.dumps(instance),
+                name=name,
+            )
+        return Job.objects.using(self.connection).get(pk=job_id)
+
+    def cron(
+        self,
+        schedule: str,
+        func: Callable[..., Any] | str,
+        *,
+        name: str | None = None,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        time_zone: str | None = None,
+        timeout: int | None = None,
+        result_ttl: int | None = None,
+        description: str | None = None,
+    ) -> Job:
+        """Run ``func`` on this queue at each tick of the cron expression ``schedule``.
+
+        Creates or replaces the named schedule ``name`` (default: the function's dotted
+        path, so calling this again at each deploy replaces rather than adds) with
+        ``pq_schedule_cron``; the fields are read in ``time_zone`` (default: Django's current
+        time zone). Returns the Job of the next tick. Raises pq's InvalidArgument naming a
+        bad field, zone or argument; nothing is stored then.
+        """
+        path, instance = callable_path(func)
+        if instance is not None:
+            raise ValueError(f"cron cannot run the instance method {path}; schedule a function")
+        with connections[self.connection].cursor() as cursor:
+            job_id = sql.schedule_cron(
+                cursor,
+                name if name is not None else path,
+                schedule,
+                path,
+                to_json(list(args or ())),
+                to_json(dict(kwargs or {})),
+                queue=self.name,
+                time_zone=time_zone or scheduling.current_time_zone(),
+                timeout=timeout if timeout is not None else self.timeout,
+                result_ttl=result_ttl,
+                description=description,
+            )
+        return Job.objects.using(self.connection).get(pk=job_id)
+
+    def unschedule(self, name: str) -> bool:
+        """Remove the named schedule (``pq_unschedule``); False if there is none."""
+        return unschedule(name, connection=self.connection)
 
     def enqueue_many(
         self,
@@ -298,6 +421,13 @@ class FailedQueue(Queue):
         for job_id in ids:
             self.requeue(job_id)
         return len(ids)
+
+
+def unschedule(name: str, connection: str = "default") -> bool:
+    """Remove the named schedule (``pq_unschedule``); False if there is none. Its pending run
+    is deleted; a run already started goes on."""
+    with connections[connection].cursor() as cursor:
+        return sql.unschedule(cursor, name)
 
 
 def get_failed_queue(connection: str = "default") -> FailedQueue:
