@@ -18,6 +18,7 @@ from django.utils import timezone
 from psycopg2.extensions import connection
 
 ROOT = Path(__file__).resolve().parents[2]
+FUNC = "tests.jobs.return_none"
 PARIS = ZoneInfo("Europe/Paris")
 JOB_COLUMNS = (
     "id, queue, func, args, status, scheduled_for, repeat, repeat_until, repeat_interval,"
@@ -297,6 +298,52 @@ def test_serial_without_a_queue_is_the_serial_queue(raw_conn: connection) -> Non
     assert select(raw_conn, "SELECT serial FROM pq_queue WHERE name = 'default'") == [(False,)]
 
 
+def test_name_makes_a_repeating_job_a_named_schedule(raw_conn: connection) -> None:
+    out = pqschedule(
+        "2026-01-01", "tests.jobs.add", "1", "2", "--repeat=-1", "--interval=3600", "--name=hourly"
+    )
+    job = the_job(raw_conn)
+    assert (job["schedule_name"], job["repeat"], job["repeat_interval"], job["cron"]) == (
+        "hourly",
+        -1,
+        timedelta(hours=1),
+        None,
+    )
+    assert out.strip() == (
+        f"Scheduled 'hourly': job {job['id']} add('1', '2') on default for "
+        "2026-01-01 00:00:00+00:00 (UTC), then every 1 hour for ever"
+    )
+    [line] = pqschedule("--list").splitlines()[1:]
+    assert line.split()[:4] == ["hourly", "01:00:00", "UTC", "default"]
+    assert f"tests.jobs.add  2026-01-01 00:00:00+00:00 (job {job['id']})" in re.sub(
+        " {2,}", "  ", line
+    )
+
+
+def test_name_again_replaces_the_named_schedule(raw_conn: connection) -> None:
+    pqschedule("2026-01-01", FUNC, "--repeat=-1", "--interval=3600", "--name=hourly")
+    pqschedule("2026-02-01", "tests.jobs.echo", "x", "--repeat=5", "--interval=60", "--name=hourly")
+    job = the_job(raw_conn)  # one pending row: the new one
+    assert (job["schedule_name"], job["func"], job["args"], job["repeat"]) == (
+        "hourly",
+        "tests.jobs.echo",
+        ["x"],
+        5,
+    )
+    assert (job["scheduled_for"], job["repeat_interval"]) == (
+        datetime(2026, 2, 1, tzinfo=UTC),
+        timedelta(minutes=1),
+    )
+    assert len(pqschedule("--list").splitlines()) == 2
+
+
+def test_unschedule_removes_a_named_interval_schedule(raw_conn: connection) -> None:
+    pqschedule("now", FUNC, "--repeat=-1", "--interval=86400", "--mo", "--name=weekly")
+    assert pqschedule("--unschedule", "weekly").strip() == "Unscheduled 'weekly'"
+    assert job_count(raw_conn) == 0
+    assert pqschedule("--list").startswith("No named schedules")
+
+
 # -- cron ------------------------------------------------------------------------------------
 
 
@@ -391,7 +438,7 @@ def test_cron_with_serial(raw_conn: connection) -> None:
 
 def test_list_without_schedules() -> None:
     assert pqschedule("--list").strip() == (
-        "No named schedules (create one with: pqschedule --cron EXPR dotted.func)"
+        "No named schedules (create one: --cron EXPR, or --name NAME on a repeating job)"
     )
 
 
@@ -454,8 +501,6 @@ def test_unschedule_of_an_unknown_name_is_a_command_error(raw_conn: connection) 
 
 # -- bad input: a CommandError naming the problem, and nothing stored -----------------------
 
-FUNC = "tests.jobs.return_none"
-
 
 @pytest.mark.parametrize(
     ("args", "error"),
@@ -505,8 +550,11 @@ FUNC = "tests.jobs.return_none"
         (("now", FUNC, "--repeat=-1"), r"--repeat -1 needs --interval SECONDS"),
         (("now", FUNC, "--repeat=2030-01-01"), r"--repeat 2030-01-01 needs --interval SECONDS"),
         (("now", FUNC, "--interval=60"), r"--interval 60 without --repeat would run the job once"),
-        (("now", FUNC, "--repeat=-2", "--interval=60"), r"--repeat -2 is not a number of repeats"),
-        (("now", FUNC, "--repeat=often", "--interval=60"), r"--repeat 'often' is neither a number"),
+        (
+            ("now", FUNC, "--repeat=-2", "--interval=60"),
+            r"--repeat '-2' is not a number of repeats \(N more runs, -1 for ever\) nor an ISO",
+        ),
+        (("now", FUNC, "--repeat=often", "--interval=60"), r"--repeat 'often' is not a number"),
         (
             ("2026-01-01", FUNC, "--repeat=2025-01-01", "--interval=60"),
             r"repeat_until .* is before the first run",
@@ -522,7 +570,11 @@ FUNC = "tests.jobs.return_none"
             ("now", FUNC, "--connection=nope"),
             r"--connection 'nope' is not in settings.DATABASES \(known: default, other\)",
         ),
-        (("now", FUNC, "--name=n"), r"--name names a --cron schedule"),
+        (("now", FUNC, "--name=n"), r"name 'n' is for a repeating job, and this one runs once"),
+        (
+            ("now", FUNC, "--repeat=-1", "--interval=60", "--name="),
+            r"a schedule name is 1 to 200 characters",
+        ),
         (("now", FUNC, "--queue=failed"), r"cannot enqueue on the failed queue"),
         # cron
         (("--cron", "0 25 * * *", FUNC), r"cron field 2 \(hour\) '25' is out of range 0-23"),
