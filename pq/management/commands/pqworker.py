@@ -1,4 +1,5 @@
-"""manage.py pqworker [queue ...] [--burst] [--name] [--connection] [--sentry-dsn] [--terminate]"""
+"""manage.py pqworker [queue ...] [--burst] [--name] [--connection] [--sentry-dsn] [--terminate]
+[--concurrency N]"""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.db import connections
 from pq import sql
 from pq.exceptions import SchemaVersionMismatch, WorkerNameTaken
 from pq.management.options import database_alias
+from pq.pool import WorkerPool
 from pq.worker import Worker
 
 
@@ -42,6 +44,12 @@ class Command(BaseCommand):
             help="with --simple: claim and store up to N jobs per database call (default 1)",
         )
         parser.add_argument(
+            "--concurrency",
+            "-c",
+            type=int,
+            help="supervise N forking workers: restart one that dies, stop all on SIGTERM",
+        )
+        parser.add_argument(
             "--terminate",
             action="store_true",
             help="ask every worker to stop after its current job and wait until they have",
@@ -53,15 +61,29 @@ class Command(BaseCommand):
             self._terminate(alias)
             return
         self._setup_sentry(options["sentry_dsn"])
-        try:
-            worker = Worker(
+
+        def make_worker(name: str | None) -> Worker:
+            return Worker(
                 options["queues"],
-                name=options["name"],
+                name=name,
                 connection=alias,
                 fork=not options["simple"],
                 batch=options["batch"],
             )
-            worker.work(burst=options["burst"])
+
+        try:
+            if options["concurrency"] is not None:
+                pool = WorkerPool(
+                    options["concurrency"],
+                    make_worker,
+                    name=options["name"],
+                    burst=options["burst"],
+                )
+                make_worker(pool.name_of(1))  # bad queues or options fail here, not N times
+                if pool.run():
+                    raise CommandError("a worker of the pool failed; see the log above")
+                return
+            make_worker(options["name"]).work(burst=options["burst"])
         except (ValueError, WorkerNameTaken, SchemaVersionMismatch) as exc:
             raise CommandError(str(exc)) from exc
 
