@@ -58,8 +58,8 @@ class WorkerPool:
         return f"{self.base}-{number}"
 
     def run(self) -> int:
-        """Supervise until stopped (or, with ``burst``, until every worker is done);
-        return the exit code: 0, or 1 if a worker of a burst failed."""
+        """Supervise until stopped (or, with ``burst``, until every worker has exited; a
+        burst worker is never restarted); return the exit code: 0, or 1 if a worker failed."""
         old = {s: signal.signal(s, self._request) for s in (signal.SIGTERM, signal.SIGINT)}
         failed = False
         try:
@@ -121,7 +121,8 @@ class WorkerPool:
             os._exit(code)
 
     def _reap(self) -> bool:
-        """Collect exited workers, planning restarts; return whether one of them failed."""
+        """Collect exited workers, planning restarts; return whether one that is not to be
+        restarted (stopping, or a burst) exited with an error."""
         failed = False
         while self.children:
             try:
@@ -135,9 +136,8 @@ class WorkerPool:
             if number is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            done = self.burst and code == 0
-            failed = failed or code != 0
-            if self._signals or done:
+            if self._signals or self.burst:  # a burst worker is done, or failed: not restarted
+                failed = failed or code != 0
                 logger.info("Worker %s (pid %d) exited (%s)", self.name_of(number), pid, code)
                 continue
             if time.monotonic() - self._started[number] > 60:

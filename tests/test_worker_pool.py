@@ -109,3 +109,18 @@ def test_a_concurrency_below_one_is_refused_in_one_line(value: str) -> None:
         "CommandError: --concurrency must be a whole number of workers, 1 or more, "
         f"got {int(value)}"
     ]
+
+
+def test_a_burst_pool_does_not_restart_a_failing_worker_and_exits_1(
+    workers: WorkerProcesses, raw_conn: connection
+) -> None:
+    # A worker that cannot start (its name is held by a live process elsewhere) fails; a
+    # burst pool reports it instead of restarting it for ever.
+    with raw_conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT pq_register_worker('held-1', NULL, 3600, 'another-host', 1, '{}', 'x')"
+        )
+    pool = workers.pqworker("-c", "1", "--burst", "--name", "held")
+    assert pool.wait(timeout=30) == 1
+    assert pool.log().count("Started worker held-1") == 1
+    assert "a worker of the pool failed" in pool.log()
