@@ -490,3 +490,75 @@ def check_schema_version(cursor: Any, where: str) -> None:
         f"django-pq's SQL in database {where!r} is version {installed}, newer than this "
         f"code (version {SCHEMA_VERSION}): update django-pq where the worker runs"
     )
+
+
+# The waiting, running and failed jobs of each queue, for pqinfo: one GROUP BY per status,
+# each reading only its partial index (pq_job_queued, pq_job_scheduled, pq_job_started_queue,
+# pq_job_failed), so finished rows, most of a busy table, are never read. Failed jobs sit in
+# queue 'failed' and count under their origin; the 'failed' queue itself is no row. Every
+# pq_queue row, and each name asked for, is shown, also without jobs.
+_QUEUE_COUNTS = """
+WITH counts (name, queued, scheduled, due, started, failed) AS (
+    SELECT queue, count(*), 0, 0, 0, 0 FROM pq_job
+     WHERE status = 'queued' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+     GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, count(*), count(*) FILTER (WHERE scheduled_for <= now()), 0, 0 FROM pq_job
+     WHERE status = 'scheduled'
+       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+     GROUP BY queue
+    UNION ALL
+    SELECT queue, 0, 0, 0, count(*), 0 FROM pq_job
+     WHERE status = 'started' AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+     GROUP BY queue
+    UNION ALL
+    SELECT origin, 0, 0, 0, 0, count(*) FROM pq_job
+     WHERE status = 'failed' AND (%(queues)s::text[] IS NULL OR origin = ANY(%(queues)s::text[]))
+     GROUP BY origin
+    UNION ALL
+    SELECT name, 0, 0, 0, 0, 0 FROM pq_queue
+     WHERE name <> 'failed' AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[]))
+    UNION ALL
+    SELECT unnest(%(queues)s::text[]), 0, 0, 0, 0, 0
+)
+SELECT c.name, coalesce(q.serial, false) AS serial,
+       sum(c.queued)::bigint AS queued, sum(c.scheduled)::bigint AS scheduled,
+       sum(c.due)::bigint AS due, sum(c.started)::bigint AS started,
+       sum(c.failed)::bigint AS failed
+  FROM counts c LEFT JOIN pq_queue q ON q.name = c.name
+ GROUP BY c.name, q.serial
+ ORDER BY c.name
+"""
+
+
+@_translated
+def queue_counts(cursor: Any, queues: Sequence[str] | None = None) -> list[Row]:
+    """Return each queue's name, serial flag and queued, scheduled, due (scheduled for now or
+    earlier), started and failed (by origin) job counts, by name; ``queues`` None: all."""
+    cursor.execute(_QUEUE_COUNTS, {"queues": _queue_names(queues)})
+    return _all_rows(cursor)
+
+
+@_translated
+def worker_states(cursor: Any, queues: Sequence[str] | None = None) -> list[Row]:
+    """Return the registered workers, by name, with their heartbeat's age in seconds, whether
+    it expired, the stop flag, and ``jobs``: their started jobs as ``{"id", "func"}`` dicts.
+
+    ``queues`` given: only the workers serving one of them (or every queue: ``queues`` {}).
+    """
+    cursor.execute(
+        "SELECT w.name, w.hostname, w.pid, w.queues,"
+        " extract(epoch FROM now() - w.heartbeat_at)::float8 AS heartbeat_age,"
+        " w.expires_at < now() AS expired, w.stop,"
+        " coalesce((SELECT jsonb_agg(jsonb_build_object('id', j.id, 'func', j.func) ORDER BY j.id)"
+        "             FROM pq_job j WHERE j.status = 'started' AND j.worker = w.name),"
+        "          '[]'::jsonb)::text AS jobs"
+        " FROM pq_worker w"
+        " WHERE %(queues)s::text[] IS NULL OR w.queues = '{}' OR w.queues && %(queues)s::text[]"
+        " ORDER BY w.name",
+        {"queues": _queue_names(queues)},
+    )
+    rows = _all_rows(cursor)
+    for row in rows:
+        row["jobs"] = json.loads(row["jobs"])
+    return rows
