@@ -314,7 +314,7 @@ class WorkerStore(models.Model):
 
 
 class QueuedJob(Job):
-    """Admin list of jobs waiting to run."""
+    """Admin list of jobs waiting to run: queued, or deferred until their dependency ends."""
 
     class Meta:
         proxy = True
@@ -327,6 +327,30 @@ class DequeuedJob(Job):
     class Meta:
         proxy = True
         verbose_name = "dequeued job"
+
+
+class ScheduledJob(Job):
+    """Admin list of jobs scheduled for a time, repeating ones and cron ticks included."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "scheduled job"
+
+
+class StartedJob(Job):
+    """Admin list of jobs a worker is running."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "started job"
+
+
+class FinishedJob(Job):
+    """Admin list of finished jobs, kept until their result TTL runs out."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "finished job"
 
 
 class FailedJob(Job):

@@ -562,3 +562,57 @@ def worker_states(cursor: Any, queues: Sequence[str] | None = None) -> list[Row]
     for row in rows:
         row["jobs"] = json.loads(row["jobs"])
     return rows
+
+
+@_translated
+def delete_jobs(cursor: Any, job_ids: Sequence[int]) -> int:
+    """Delete the jobs ``job_ids`` whatever their status (the admin's delete); return how many.
+
+    Locks: the rows deleted. A worker running one of them finds it gone when it stores the
+    outcome (``pq_finish`` returns false); jobs depending on one stay deferred.
+    """
+    cursor.execute("DELETE FROM pq_job WHERE id = ANY(%s::bigint[])", [list(job_ids)])
+    return int(cursor.rowcount)
+
+
+# Make scheduled jobs due now. Only the insert trigger notifies for scheduled rows, so the
+# statement notifies each queue itself: an idle worker wakes and claims them at once instead
+# of at its planned wake-up. pg_notify is volatile, so the planner keeps its column.
+_RUN_NOW = """
+WITH due AS (
+    UPDATE pq_job SET scheduled_for = now()
+     WHERE id = ANY(%s::bigint[]) AND status = 'scheduled'
+    RETURNING queue
+), per_queue AS (
+    SELECT queue, count(*) AS jobs FROM due GROUP BY queue
+)
+SELECT coalesce(sum(jobs), 0)::bigint
+  FROM (SELECT jobs, pg_notify('pq_jobs', queue) FROM per_queue) AS notified
+"""
+
+
+@_translated
+def run_now(cursor: Any, job_ids: Sequence[int]) -> int:
+    """Make the scheduled jobs among ``job_ids`` due now and notify their queues; how many.
+
+    Locks: the rows updated. Jobs in another status are left alone.
+    """
+    cursor.execute(_RUN_NOW, [list(job_ids)])
+    return int(cursor.fetchone()[0])
+
+
+@_translated
+def estimated_rows(cursor: Any, query: str, params: Sequence[Any]) -> int:
+    """Return the planner's row estimate for ``query`` (``EXPLAIN``, nothing is run)."""
+    cursor.execute(f"EXPLAIN (FORMAT JSON) {query}", list(params))
+    plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+@_translated
+def estimated_table_rows(cursor: Any, table: str) -> int:
+    """Return ``pg_class.reltuples`` of ``table``: its rows at the last ANALYZE (0 if never)."""
+    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+    return max(int(cursor.fetchone()[0]), 0)
