@@ -32,6 +32,11 @@ DATABASES = {
     "other": dsn_to_django(_DSN),  # same database, second connection: Queue(connection="other")
 }
 
+# The poll interval of worker subprocesses, for tests that need a short one (PgBouncer):
+# unset, PQ_DEFAULT_WORKER_TTL keeps its default (420 s), so no other test sees a poll.
+if os.environ.get("PQ_TEST_WORKER_TTL"):
+    PQ_DEFAULT_WORKER_TTL = int(os.environ["PQ_TEST_WORKER_TTL"])
+
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
