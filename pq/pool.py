@@ -53,6 +53,7 @@ class WorkerPool:
         self._delay = dict.fromkeys(range(1, size + 1), RESTART_DELAY)
         self._due: dict[int, float] = {}  # worker number -> when to restart it
         self._started: dict[int, float] = {}  # worker number -> when it last started
+        self._told: set[int] = set()  # pids already asked to stop
 
     def name_of(self, number: int) -> str:
         return f"{self.base}-{number}"
@@ -64,6 +65,8 @@ class WorkerPool:
         failed = False
         try:
             for number in range(1, self.size + 1):
+                if self._signals:
+                    break
                 self._start(number)
             while self.children or self._due:
                 failed = self._reap() or failed
@@ -71,6 +74,7 @@ class WorkerPool:
                     self._restart_due()
                 else:
                     self._due.clear()
+                    self._tell(set(self.children) - self._told)  # one forked as it came
                 time.sleep(POLL)
         finally:
             for signum, handler in old.items():
@@ -85,7 +89,13 @@ class WorkerPool:
             "asking the workers to stop after their current job" if self._signals == 1
             else "passing it on: the workers kill their current job",
         )  # fmt: skip
-        for pid in self.children:
+        # The first signal asks each worker once; a second is passed on to all of them.
+        self._tell(set(self.children) if self._signals > 1 else set(self.children) - self._told)
+
+    def _tell(self, pids: set[int]) -> None:
+        """Send SIGTERM to the workers ``pids``."""
+        for pid in pids:
+            self._told.add(pid)
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
