@@ -1,4 +1,5 @@
-"""Small helpers for the SQL tests: run a query, enqueue, read a job, catch a PQ error, listen."""
+"""Small helpers for the SQL tests: run a query, enqueue, read a job, catch a PQ error, listen,
+connect as a throwaway role."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
@@ -17,6 +19,23 @@ from psycopg2.extensions import connection
 
 CHANNEL = "pq_jobs"
 FUNC = "tests.jobs.say_hello"
+PASSWORD = "pq-test-password"  # of the throwaway roles the ``role`` fixture makes
+
+
+@dataclass
+class Role:
+    """A throwaway LOGIN role (the ``role`` fixture) and the connections opened as it."""
+
+    name: str
+    dsn: str
+    connections: list[connection] = field(default_factory=list)
+
+    def connect(self) -> connection:
+        """Open an autocommit connection as this role."""
+        conn = psycopg2.connect(self.dsn, user=self.name, password=PASSWORD)
+        conn.autocommit = True
+        self.connections.append(conn)
+        return conn
 
 
 def fetch_all(conn: connection, query: str, params: Any = None) -> list[tuple[Any, ...]]:

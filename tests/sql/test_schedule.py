@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -26,6 +24,7 @@ from psycopg2.extensions import connection
 from tests.sql.helpers import (
     CHANNEL,
     FUNC,
+    Role,
     dequeue,
     execute,
     fetch_all,
@@ -76,7 +75,6 @@ CRON_SIGNATURE = (
 UNSCHEDULE_SIGNATURE = "pq_unschedule(text)"
 INSUFFICIENT_PRIVILEGE = "42501"
 UNIQUE_VIOLATION = "23505"
-PASSWORD = "pq-test-password"
 MONDAY = date(2030, 1, 7)
 assert MONDAY.weekday() == 0
 
@@ -1062,45 +1060,6 @@ def test_a_bad_replacement_keeps_the_old_schedule(raw_conn: connection) -> None:
 
 
 # Security: EXECUTE on the scheduling functions is all a scheduler needs
-
-
-@dataclass
-class Role:
-    """A throwaway LOGIN role and the connections opened as it."""
-
-    name: str
-    dsn: str
-    connections: list[connection] = field(default_factory=list)
-
-    def connect(self) -> connection:
-        conn = psycopg2.connect(self.dsn, user=self.name, password=PASSWORD)
-        conn.autocommit = True
-        self.connections.append(conn)
-        return conn
-
-
-@pytest.fixture
-def role(raw_conn: connection, dsn: str) -> Iterator[Role]:
-    """A LOGIN role with no rights on the pq tables; dropped after the test."""
-    if not fetch_value(
-        raw_conn, "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
-    ):
-        pytest.skip("the test database user may not create roles")
-    name = f"pq_test_role_{uuid.uuid4().hex[:12]}"
-    execute(
-        raw_conn,
-        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(name), sql.Literal(PASSWORD)
-        ),
-    )
-    created = Role(name, dsn)
-    try:
-        yield created
-    finally:
-        for conn in created.connections:
-            conn.close()
-        execute(raw_conn, sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-        execute(raw_conn, sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -13,54 +10,22 @@ from psycopg2 import sql
 from psycopg2.extensions import connection
 
 from pq import sql as pq_sql
-from tests.sql.helpers import FUNC, enqueue, execute, fetch_all, fetch_value, get_job, raises_pq
+from tests.sql.helpers import (
+    FUNC,
+    Role,
+    enqueue,
+    execute,
+    fetch_all,
+    fetch_value,
+    get_job,
+    raises_pq,
+)
 from tests.workerprocs import WorkerProcesses, wait_until
 
 ENQUEUE_SIGNATURE = (
     "pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
 )
-PASSWORD = "pq-test-password"
 INSUFFICIENT_PRIVILEGE = "42501"
-
-
-@dataclass
-class Role:
-    """A throwaway LOGIN role and the connections opened as it."""
-
-    name: str
-    dsn: str
-    connections: list[connection] = field(default_factory=list)
-
-    def connect(self) -> connection:
-        """Open an autocommit connection as this role."""
-        conn = psycopg2.connect(self.dsn, user=self.name, password=PASSWORD)
-        conn.autocommit = True
-        self.connections.append(conn)
-        return conn
-
-
-@pytest.fixture
-def role(raw_conn: connection, dsn: str) -> Iterator[Role]:
-    """Create a LOGIN role with no rights on the pq tables; drop it after the test."""
-    if not fetch_value(
-        raw_conn, "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
-    ):
-        pytest.skip("the test database user may not create roles")
-    name = f"pq_test_role_{uuid.uuid4().hex[:12]}"
-    execute(
-        raw_conn,
-        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(name), sql.Literal(PASSWORD)
-        ),
-    )
-    created = Role(name, dsn)
-    try:
-        yield created
-    finally:
-        for conn in created.connections:
-            conn.close()
-        execute(raw_conn, sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-        execute(raw_conn, sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.fixture
