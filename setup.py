@@ -51,6 +51,8 @@ setup(
             # The RQ side of the benchmark's tests (redis-server itself comes from the OS).
             "rq",
             "redis",
+            # The admin's end-to-end test drives Chromium (chromium, chromium-driver from the OS).
+            "selenium",
         ],
         "bench": ["rq", "redis", "matplotlib"],
     },
