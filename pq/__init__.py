@@ -6,6 +6,7 @@ from typing import Any
 
 __version__ = "0.4.0"
 __all__ = [
+    "Flow",
     "Job",
     "JobStatus",
     "Queue",
@@ -26,6 +27,10 @@ def __getattr__(name: str) -> Any:
         from pq import models
 
         return getattr(models, name)
+    if name == "Flow":
+        from pq.flow import Flow
+
+        return Flow
     if name == "Worker":
         from pq.worker import Worker
 

@@ -19,6 +19,11 @@ class NoSuchJob(PQError, LookupError):
     """No job has that id: it was never enqueued, was deleted, or its result expired (PQ003)."""
 
 
+class NoSuchFlow(PQError, LookupError):
+    """No flow has that id: it was never made, was rolled back, or expired with its final
+    job (PQ007)."""
+
+
 class InvalidJobState(PQError):
     """The job's state does not allow the call, e.g. requeueing a job that did not fail (PQ004)."""
 
@@ -55,4 +60,5 @@ SQLSTATE_ERRORS: dict[str, type[PQError]] = {
     "PQ004": InvalidJobState,
     "PQ005": WorkerNameTaken,
     "PQ006": WorkerNotRegistered,
+    "PQ007": NoSuchFlow,
 }

@@ -30,6 +30,15 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class FlowStatus(enum.StrEnum):
+    """A flow's status; the values are those stored in pq_flow.status (sql/flow.sql)."""
+
+    DEFERRED = "deferred"  # being built: nothing of it runs yet
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
 class ReadOnlyModelError(TypeError):
     """A django-pq row was to be written through the ORM, bypassing the SQL that owns it."""
 
@@ -78,11 +87,13 @@ class QueueStore(ReadOnlyModel):
 
 
 class FlowStore(ReadOnlyModel):
-    """A row of pq_flow: a workflow's jobs, run one after the other."""
+    """A row of pq_flow: a workflow's jobs, run one after the other (see :mod:`pq.flow`)."""
+
+    STATUS_CHOICES = [(status.value, status.value) for status in FlowStatus]
 
     name = models.TextField(null=True, blank=True)
     queue = models.TextField()
-    status = models.TextField(default=JobStatus.QUEUED.value)
+    status = models.TextField(choices=STATUS_CHOICES, default=FlowStatus.DEFERRED.value)
     jobs = PGArrayField(element_type="bigint", default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +106,35 @@ class FlowStore(ReadOnlyModel):
 
     def __str__(self) -> str:
         return self.name or f"flow {self.pk}"
+
+    @classmethod
+    def get(cls, id_or_name: int | str, connection: str = "default") -> Any:
+        """The flow with that id, or a queryset of the flows with that name (newest first).
+
+        Raises :class:`pq.exceptions.NoSuchFlow` for an id no flow has.
+        """
+        from pq.exceptions import NoSuchFlow
+
+        flows = cls.objects.using(connection)
+        if isinstance(id_or_name, str):
+            return flows.filter(name=id_or_name).order_by("-id")
+        if isinstance(id_or_name, bool) or not isinstance(id_or_name, int):
+            raise TypeError(
+                f"Flow.get takes a flow's id (int) or name (str), got {type(id_or_name).__name__}"
+            )
+        try:
+            return flows.get(pk=id_or_name)
+        except cls.DoesNotExist:
+            raise NoSuchFlow(
+                f"no flow with id {id_or_name}: it never existed, was rolled back, or expired "
+                "with its final job's result"
+            ) from None
+
+    def job_list(self) -> list[Job]:
+        """The flow's jobs still stored, in the order they run."""
+        order = {job_id: n for n, job_id in enumerate(self.jobs)}
+        jobs = Job.objects.using(self._state.db or "default").filter(pk__in=self.jobs)
+        return sorted(jobs, key=lambda job: order[job.pk])
 
 
 class Job(ReadOnlyModel):

@@ -123,6 +123,22 @@ class Queue:
         job enqueued in a transaction that rolls back never runs. Raises ValueError for a
         function workers cannot import and for invalid options.
         """
+        return self._enqueue(func, args, kwargs, timeout, result_ttl, description)
+
+    def _enqueue(
+        self,
+        func: Callable[..., Any] | str,
+        args: tuple[Any, ...] | list[Any] | None,
+        kwargs: dict[str, Any] | None,
+        timeout: int | None,
+        result_ttl: int | None,
+        description: str | None,
+        *,
+        flow_id: int | None = None,
+        at: datetime | None = None,
+    ) -> Job:
+        """Enqueue one job; with ``flow_id``, as the next job of that flow being built (see
+        :class:`pq.flow.Flow`), not to run before ``at``."""
         path, instance = callable_path(func)
         task_args = list(args or ())
         task_kwargs = dict(kwargs or {})
@@ -139,18 +155,27 @@ class Queue:
             "description": description,
             "instance": None if instance is None else pickle.dumps(instance),
         }
+        options = {
+            "timeout": given["timeout"],
+            "result_ttl": result_ttl,
+            "description": description,
+            "instance": given["instance"],
+        }
         with connections[self.connection].cursor() as cursor:
-            row = sql.enqueue_job(
-                cursor,
-                self.name,
-                path,
-                given["args"],
-                given["kwargs"],
-                timeout=given["timeout"],
-                result_ttl=result_ttl,
-                description=description,
-                instance=given["instance"],
-            )
+            if flow_id is None:
+                row = sql.enqueue_job(
+                    cursor, self.name, path, given["args"], given["kwargs"], **options
+                )
+            else:
+                row = sql.flow_enqueue_job(
+                    cursor,
+                    flow_id,
+                    path,
+                    given["args"],
+                    given["kwargs"],
+                    scheduled_for=at,
+                    **options,
+                )
         return Job.enqueued({**given, **row}, using=self.connection)
 
     def schedule(self, at: datetime | date, *args: Any, **kwargs: Any) -> Job:

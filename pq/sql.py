@@ -21,7 +21,7 @@ from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 Row = dict[str, Any]
 # The version of the SQL this module calls: pq_version() of the latest SQL migration. A
 # migration that changes the SQL bumps both.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -109,6 +109,57 @@ def enqueue_job(
     row = _one_row(cursor)
     assert row is not None
     return row
+
+
+@_translated
+def flow_create(cursor: Any, queue: str, name: str | None) -> int:
+    """Make a flow on ``queue`` with ``pq_flow_create``; return its id."""
+    cursor.execute("SELECT pq_flow_create(%s, %s)", [queue, name])
+    return int(cursor.fetchone()[0])
+
+
+@_translated
+def flow_enqueue_job(
+    cursor: Any,
+    flow_id: int,
+    func: str,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    timeout: int | None = None,
+    result_ttl: int | None = None,
+    description: str | None = None,
+    scheduled_for: datetime | None = None,
+    instance: bytes | None = None,
+) -> Row:
+    """Add a job to flow ``flow_id`` with ``_pq_flow_enqueue_job``; return what
+    :func:`enqueue_job` returns, and the flow's ``queue`` and the ``depends_on`` job."""
+    cursor.execute(
+        "SELECT id, status, created_at, enqueued_at, scheduled_for, queue, origin, flow_id,"
+        " depends_on"
+        " FROM _pq_flow_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        [
+            flow_id,
+            func,
+            _json(args),
+            _json(kwargs),
+            timeout,
+            result_ttl,
+            description,
+            scheduled_for,
+            instance,
+        ],
+    )
+    row = _one_row(cursor)
+    assert row is not None
+    return row
+
+
+@_translated
+def flow_start(cursor: Any, flow_id: int) -> int:
+    """Start flow ``flow_id`` with ``pq_flow_start``; return its number of jobs."""
+    cursor.execute("SELECT pq_flow_start(%s)", [flow_id])
+    return int(cursor.fetchone()[0])
 
 
 @_translated

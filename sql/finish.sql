@@ -3,7 +3,8 @@
 -- pq_finish_many(job_ids, worker_name, results, default_result_ttl): record the success of
 -- jobs, results[i] being the result of job_ids[i]. A result is kept for the job's
 -- result_ttl seconds, else default_result_ttl (the worker's PQ_DEFAULT_RESULT_TTL): 0
--- deletes the job at once, -1 keeps it forever. Jobs no longer 'started' by this worker
+-- deletes the job at once (a job of a flow expires at once instead, so that its update
+-- chains the flow: sql/flow.sql), -1 keeps it forever. Jobs no longer 'started' by this worker
 -- (failed as abandoned after its heartbeat expired, deleted, claimed by another worker)
 -- are left as they are and named in a WARNING, so the lost outcome shows in every
 -- client's log; a job this worker already finished is not (finishing is idempotent, so a
@@ -28,7 +29,7 @@ BEGIN
     WITH gone AS (
         DELETE FROM pq_job j
          WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name
-           AND coalesce(j.result_ttl, default_result_ttl) = 0
+           AND coalesce(j.result_ttl, default_result_ttl) = 0 AND j.flow_id IS NULL
      RETURNING j.id)
     SELECT coalesce(array_agg(gone.id), '{}') INTO v_deleted FROM gone;
     UPDATE pq_job j
@@ -166,7 +167,8 @@ $$;
 COMMENT ON FUNCTION pq_requeue(bigint) IS 'Put a failed django-pq job back on its origin queue.';
 
 -- pq_expire_jobs(): delete jobs whose result TTL has run out, at most 10,000 a call, and
--- return how many. Locks: the deleted rows (SKIP LOCKED, so it never waits). Notifies: nothing.
+-- return how many; and the finished flows expired with their final job once no job of
+-- theirs is kept. Locks: the deleted rows (SKIP LOCKED, so it never waits). Notifies: nothing.
 CREATE FUNCTION pq_expire_jobs()
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -177,7 +179,8 @@ BEGIN
         SELECT e.id FROM pq_job e WHERE e.expires_at < now()
          LIMIT 10000 FOR UPDATE SKIP LOCKED));
     GET DIAGNOSTICS v_count = ROW_COUNT;
-    DELETE FROM pq_flow f WHERE f.expires_at < now();
+    DELETE FROM pq_flow f
+     WHERE f.expires_at < now() AND NOT EXISTS (SELECT 1 FROM pq_job j WHERE j.flow_id = f.id);
     RETURN v_count;
 END;
 $$;

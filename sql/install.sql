@@ -11,6 +11,7 @@
 \ir schedule.sql
 \ir dequeue.sql
 \ir finish.sql
+\ir flow.sql
 \ir worker.sql
 \ir security.sql
 \ir version.sql

@@ -6,6 +6,7 @@
 --   PQ001 invalid argument      PQ002 unknown queue option   PQ003 job not found
 --   PQ004 job in the wrong state for the call                 PQ005 worker name taken
 --   PQ006 worker not registered (it must call pq_register_worker before claiming jobs)
+--   PQ007 flow not found
 
 CREATE TABLE pq_queue (
     name            text PRIMARY KEY
@@ -27,11 +28,17 @@ CREATE TABLE pq_flow (
     id          bigserial PRIMARY KEY,
     name        text,
     queue       text NOT NULL REFERENCES pq_queue (name) ON UPDATE CASCADE,
-    status      text NOT NULL DEFAULT 'queued',
+    -- deferred (being built), started, finished or failed (sql/flow.sql); the default and
+    -- the checks are migration 0007's.
+    status      text NOT NULL DEFAULT 'deferred',
+    -- The flow's jobs, in the order they run.
     jobs        bigint[] NOT NULL DEFAULT '{}',
     created_at  timestamptz NOT NULL DEFAULT now(),
     ended_at    timestamptz,
-    expires_at  timestamptz
+    -- Set when the flow finishes: its final job's expiry (NULL: kept forever).
+    expires_at  timestamptz,
+    CONSTRAINT pq_flow_name_check CHECK (name <> '' AND length(name) <= 100),
+    CONSTRAINT pq_flow_status_check CHECK (status IN ('deferred', 'started', 'finished', 'failed'))
 );
 CREATE INDEX pq_flow_name ON pq_flow (name);
 COMMENT ON TABLE pq_flow IS 'django-pq workflows: jobs run in sequence, each after the previous one.';
@@ -106,6 +113,9 @@ CREATE INDEX pq_job_started ON pq_job (worker) WHERE status = 'started';
 CREATE INDEX pq_job_started_queue ON pq_job (queue) WHERE status = 'started';
 CREATE INDEX pq_job_expires ON pq_job (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX pq_job_depends_on ON pq_job (depends_on) WHERE depends_on IS NOT NULL;
+-- The jobs of each flow: what pq_expire_jobs reads to keep a flow while a job of it is kept,
+-- and the foreign key's ON DELETE SET NULL when a flow is deleted (migration 0007).
+CREATE INDEX pq_job_flow ON pq_job (flow_id) WHERE flow_id IS NOT NULL;
 -- Named schedules: one pending run per name (the row carrying the schedule on; what a
 -- replacement upserts on), and one job per cron tick whatever the number of workers (the
 -- next tick is inserted ON CONFLICT DO NOTHING). Also what pq_schedules and pq_unschedule

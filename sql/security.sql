@@ -1,7 +1,8 @@
 -- Security: what each kind of client needs.
 --
--- pq_enqueue, _pq_enqueue_job, pq_enqueue_many and the scheduling functions (pq_schedule,
--- _pq_schedule_job, pq_schedule_cron, pq_unschedule) are SECURITY DEFINER: they run with
+-- pq_enqueue, _pq_enqueue_job, pq_enqueue_many, the scheduling functions (pq_schedule,
+-- _pq_schedule_job, pq_schedule_cron, pq_unschedule) and the flow builders (pq_flow_create,
+-- pq_flow_enqueue, _pq_flow_enqueue_job, pq_flow_start) are SECURITY DEFINER: they run with
 -- their owner's rights, so a role needs only EXECUTE on them to enqueue, and no rights on
 -- the tables. Enqueueing names a function for the workers to run, so none is granted to
 -- PUBLIC. Grant per kind of client (the tests in tests/sql/test_security.py run these):
@@ -28,6 +29,14 @@
 --                                                integer, integer, text),
 --                               pq_unschedule(text)
 --         TO my_scheduler;
+--   A flow builder (SQL or Django's Flow; pq_flow_create, pq_flow_enqueue and pq_flow_start
+--   are SECURITY DEFINER too):
+--     GRANT EXECUTE ON FUNCTION pq_flow_create(text, text),
+--                               pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer,
+--                                               text, timestamptz, bytea),
+--                               _pq_flow_enqueue_job(same arguments),  -- for Django's Flow
+--                               pq_flow_start(bigint)
+--         TO my_flow_builder;
 --   An admin reader (monitoring, Django admin lists):
 --     GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow, pq_schedules TO my_reader;
 -- A SECURITY DEFINER function must not find objects through the caller's search_path (a
@@ -41,6 +50,10 @@ REVOKE ALL ON FUNCTION _pq_schedule_job(text, text, jsonb, jsonb, timestamptz, i
                                         time, time, integer[], text, integer, integer, text, bytea, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_unschedule(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_flow_create(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _pq_flow_enqueue_job(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_flow_start(bigint) FROM PUBLIC;
 
 DO $$
 DECLARE

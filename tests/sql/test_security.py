@@ -119,9 +119,13 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
     schema = fetch_value(raw_conn, "SELECT current_schema()")
     assert [name for name, _ in rows] == [
         "_pq_enqueue_job",
+        "_pq_flow_enqueue_job",
         "_pq_schedule_job",
         "pq_enqueue",
         "pq_enqueue_many",
+        "pq_flow_create",
+        "pq_flow_enqueue",
+        "pq_flow_start",
         "pq_schedule",
         "pq_schedule_cron",
         "pq_unschedule",
@@ -147,6 +151,11 @@ GRANTS = {
         f"GRANT EXECUTE ON FUNCTION {ENQUEUE_JOB_SIGNATURE} TO {{}}",
     ],
     "reader": ["GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow TO {}"],
+    "flow": [
+        "GRANT EXECUTE ON FUNCTION pq_flow_create(text, text),"
+        " pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea),"
+        " pq_flow_start(bigint) TO {}"
+    ],
 }
 
 
@@ -195,6 +204,21 @@ def test_worker_grants(raw_conn: connection, role: Role) -> None:
         fetch_value(worker, f"SELECT {maintenance}()")
     fetch_value(worker, "SELECT pq_next_due(NULL)")
     execute(worker, "SELECT pq_unregister_worker('w1')")
+
+
+def test_flow_builder_grants(raw_conn: connection, role: Role) -> None:
+    builder = _grant(raw_conn, role, "flow")
+    flow_id = fetch_value(builder, "SELECT pq_flow_create('emails', 'signup')")
+    first = fetch_value(builder, "SELECT pq_flow_enqueue(%s, %s)", (flow_id, FUNC))
+    second = fetch_value(builder, "SELECT pq_flow_enqueue(%s, %s)", (flow_id, FUNC))
+    assert fetch_value(builder, "SELECT pq_flow_start(%s)", (flow_id,)) == 2
+
+    statuses = dict(fetch_all(raw_conn, "SELECT id, status FROM pq_job ORDER BY id"))
+    assert statuses == {first: "queued", second: "deferred"}
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for table pq_flow$"):
+        fetch_all(builder, "SELECT * FROM pq_flow")
+    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function _pq_flow_enqueue_job$"):
+        fetch_all(builder, "SELECT * FROM _pq_flow_enqueue_job(%s, %s)", (flow_id, FUNC))
 
 
 def test_admin_reader_grants(raw_conn: connection, role: Role) -> None:
