@@ -217,7 +217,9 @@ def test_flow_builder_grants(raw_conn: connection, role: Role) -> None:
     assert statuses == {first: "queued", second: "deferred"}
     with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for table pq_flow$"):
         fetch_all(builder, "SELECT * FROM pq_flow")
-    with raises_pq(INSUFFICIENT_PRIVILEGE, r"^permission denied for function _pq_flow_enqueue_job$"):
+    with raises_pq(
+        INSUFFICIENT_PRIVILEGE, r"^permission denied for function _pq_flow_enqueue_job$"
+    ):
         fetch_all(builder, "SELECT * FROM _pq_flow_enqueue_job(%s, %s)", (flow_id, FUNC))
 
 
