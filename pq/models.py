@@ -353,6 +353,35 @@ class WorkerStore(models.Model):
         return self.name
 
 
+class Schedule(ReadOnlyModel):
+    """A row of the view pq_schedules: a named schedule, its next run and its latest one.
+
+    Made by ``Queue.cron``, ``Queue.schedule_call(name=...)``, ``pqschedule`` or
+    ``pq_schedule_cron``; removed by :func:`pq.queue.unschedule` (``pq_unschedule``).
+    """
+
+    name = models.TextField(primary_key=True)
+    schedule = models.TextField(help_text="A cron expression, or the repeat interval.")
+    time_zone = models.TextField(null=True, blank=True)
+    queue = models.TextField()
+    func = models.TextField()
+    args = PickleJSONField(default=list)
+    kwargs = PickleJSONField(default=dict)
+    next_run = models.DateTimeField()
+    next_job_id = models.BigIntegerField()
+    last_job_id = models.BigIntegerField(null=True, blank=True)
+    last_status = models.TextField(null=True, blank=True)
+    last_run = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        managed = False
+        db_table = "pq_schedules"
+        verbose_name = "cron schedule"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class QueuedJob(Job):
     """Admin list of jobs waiting to run: queued, or deferred until their dependency ends."""
 

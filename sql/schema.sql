@@ -116,6 +116,10 @@ CREATE INDEX pq_job_depends_on ON pq_job (depends_on) WHERE depends_on IS NOT NU
 -- The jobs of each flow: what pq_expire_jobs reads to keep a flow while a job of it is kept,
 -- and the foreign key's ON DELETE SET NULL when a flow is deleted (migration 0007).
 CREATE INDEX pq_job_flow ON pq_job (flow_id) WHERE flow_id IS NOT NULL;
+-- The runs of each named schedule by time: what pq_schedules reads for a schedule's latest
+-- run, an interval schedule's too (pq_job_schedule_tick holds cron rows only) (migration 0007).
+CREATE INDEX pq_job_schedule_runs ON pq_job (schedule_name, scheduled_for)
+    WHERE schedule_name IS NOT NULL;
 -- Named schedules: one pending run per name (the row carrying the schedule on; what a
 -- replacement upserts on), and one job per cron tick whatever the number of workers (the
 -- next tick is inserted ON CONFLICT DO NOTHING). Also what pq_schedules and pq_unschedule

@@ -1,9 +1,11 @@
 # Written by hand: SQL migration 0007 (sql/migrations/0007_flows.sql) adds the flow
 # functions and the trigger chaining a flow's jobs; the model change mirrors pq_flow's new
-# status default and choices (unmanaged).
+# status default and choices (unmanaged), and the admin's list of named schedules reads the
+# view pq_schedules (migration 0005's) through an unmanaged model.
 
 from django.db import migrations, models
 
+import pq.fields
 from pq.operations import RunPQSQL
 
 
@@ -26,5 +28,30 @@ class Migration(migrations.Migration):
                 ],
                 default="deferred",
             ),
+        ),
+        migrations.CreateModel(
+            name="Schedule",
+            fields=[
+                ("name", models.TextField(primary_key=True, serialize=False)),
+                (
+                    "schedule",
+                    models.TextField(help_text="A cron expression, or the repeat interval."),
+                ),
+                ("time_zone", models.TextField(blank=True, null=True)),
+                ("queue", models.TextField()),
+                ("func", models.TextField()),
+                ("args", pq.fields.PickleJSONField(default=list)),
+                ("kwargs", pq.fields.PickleJSONField(default=dict)),
+                ("next_run", models.DateTimeField()),
+                ("next_job_id", models.BigIntegerField()),
+                ("last_job_id", models.BigIntegerField(blank=True, null=True)),
+                ("last_status", models.TextField(blank=True, null=True)),
+                ("last_run", models.DateTimeField(blank=True, null=True)),
+            ],
+            options={
+                "verbose_name": "cron schedule",
+                "db_table": "pq_schedules",
+                "managed": False,
+            },
         ),
     ]

@@ -76,6 +76,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP INDEX pq_job_flow;
+DROP INDEX pq_job_schedule_runs;
 ALTER TABLE pq_flow
     DROP CONSTRAINT pq_flow_name_check,
     DROP CONSTRAINT pq_flow_status_check,
