@@ -8,10 +8,11 @@ import re
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -304,3 +305,113 @@ def test_models_need_no_new_migration() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_date_hierarchy_reads_no_aggregate_of_the_list(client: Client) -> None:
+    job = Queue().enqueue(jobs.say_hello).pk
+    year = Job.fetch(job).enqueued_at.year
+    with CaptureQueriesContext(connections["default"]) as queries:
+        response = client.get(reverse("admin:pq_queuedjob_changelist"))
+    assert listed(response.content, "queuedjob") == [str(job)]
+    on_jobs = [q["sql"].upper() for q in queries if '"pq_job"' in q["sql"]]
+    assert not [text for text in on_jobs if "MIN(" in text or "DATE_TRUNC" in text]
+    # One year and month: Django opens the hierarchy on that month's days, today's included.
+    today = timezone.localdate()
+    assert f"enqueued_at__day={today.day}" in response.content.decode()
+    months = client.get(reverse("admin:pq_queuedjob_changelist"), {"enqueued_at__year": year})
+    assert f"enqueued_at__month={today.month}" in months.content.decode()
+    assert f"enqueued_at__month={today.month % 12 + 1}&" not in months.content.decode()
+
+
+def test_date_hierarchy_offers_the_years_between_the_oldest_and_newest_jobs(
+    client: Client, raw_conn: connection
+) -> None:
+    old = Queue().enqueue(jobs.say_hello).pk
+    Queue().enqueue(jobs.say_hello)
+    with raw_conn.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pq_job SET enqueued_at = enqueued_at - interval '3 years' WHERE id = %s",
+            [old],
+        )
+    year = timezone.localdate().year
+    response = client.get(reverse("admin:pq_queuedjob_changelist"))
+    offered = re.findall(r"enqueued_at__year=(\d+)", response.content.decode())
+    assert sorted(set(offered)) == [str(y) for y in range(year - 3, year + 1)]
+    drilled = client.get(reverse("admin:pq_queuedjob_changelist"), {"enqueued_at__year": year - 3})
+    assert listed(drilled.content, "queuedjob") == [str(old)]
+
+
+def test_paginator_takes_the_estimate_when_the_count_is_too_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Queue().enqueue(jobs.say_hello)
+    monkeypatch.setattr(EstimatedCountPaginator, "count_timeout_ms", 50)
+    slow = (
+        QueuedJob.objects.filter(status="queued")
+        .extra(where=["(SELECT true FROM pg_sleep(0.3))"])
+        .order_by("id")
+    )
+    with CaptureQueriesContext(connections["default"]) as queries:
+        started = time.monotonic()
+        count = EstimatedCountPaginator(slow, 10).count
+    assert time.monotonic() - started < 0.25
+    assert count >= 0
+    assert any(q["sql"].startswith("EXPLAIN") for q in queries)
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
+def test_paginator_count_leaves_no_statement_timeout_in_a_transaction() -> None:
+    Queue().enqueue(jobs.say_hello)
+    queryset = QueuedJob.objects.filter(status="queued").order_by("id")
+    with transaction.atomic():
+        assert EstimatedCountPaginator(queryset, 10).count == 1
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone()[0] == "0"
+            cursor.execute("SELECT pg_sleep(0.2)")  # longer than count_timeout_ms
+
+
+def test_a_short_first_page_shows_its_own_count(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(3):
+        Queue().enqueue(jobs.say_hello)
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_up_to", 1)  # then the estimate:
+    monkeypatch.setattr(sql, "estimated_rows", lambda cursor, query, params: 500)
+    response = client.get(reverse("admin:pq_queuedjob_changelist"))
+    assert len(listed(response.content, "queuedjob")) == 3
+    paginator = re.search(r'<p class="paginator">(.*?)</p>', response.content.decode(), re.S)
+    assert paginator and re.sub(r"\s+", " ", paginator.group(1)).strip().startswith("3 ")
+    assert "500" not in paginator.group(1)
+
+
+def test_search_is_an_ilike_on_func_with_literal_wildcards(client: Client) -> None:
+    hello = Queue().enqueue(jobs.say_hello).pk
+    Queue().enqueue(jobs.div_by_zero)
+    url = reverse("admin:pq_queuedjob_changelist")
+    with CaptureQueriesContext(connections["default"]) as queries:
+        response = client.get(url, {"q": "SAY_Hello"})
+    assert listed(response.content, "queuedjob") == [str(hello)]
+    assert any('"func" ILIKE' in q["sql"] for q in queries)
+    assert not any('UPPER("pq_job"."func"' in q["sql"] for q in queries)
+    assert listed(client.get(url, {"q": "say%hello"}).content, "queuedjob") == []
+    assert listed(client.get(url, {"q": "say_ hello"}).content, "queuedjob") == [str(hello)]
+    assert listed(client.get(url, {"q": "'jobs.say'"}).content, "queuedjob") == [str(hello)]
+
+
+def test_job_lists_filter_statuses_with_equalities_and_queued_avoids_the_pkey_walk(
+    client: Client, raw_conn: connection
+) -> None:
+    first = Queue().enqueue(jobs.say_hello).pk
+    deferred = Queue().enqueue(jobs.say_hello).pk
+    last = Queue().enqueue(jobs.say_hello).pk
+    with raw_conn.cursor() as cursor:
+        cursor.execute("UPDATE pq_job SET status = 'deferred' WHERE id = %s", [deferred])
+    with CaptureQueriesContext(connections["default"]) as queries:
+        response = client.get(reverse("admin:pq_queuedjob_changelist"))
+    assert listed(response.content, "queuedjob") == [str(first), str(deferred), str(last)]
+    page = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "pq_job"."id",'))
+    assert '"pq_job"."status" = ' in page and '"pq_job"."status" IN' not in page
+    assert 'ORDER BY ("pq_job"."id" + ' in page
