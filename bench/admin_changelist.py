@@ -147,7 +147,7 @@ def pages(year: int, jobs: int) -> list[Page]:
             "admin:pq_dequeuedjob_changelist",
             {"enqueued_at__year": str(year), "enqueued_at__month": "1"},
         ),
-        Page(f"finished ?p={deep} (deep page)", "admin:pq_finishedjob_changelist", {"p": deep}),
+        Page("finished, deep page (?p=5, ?p=50)", "admin:pq_finishedjob_changelist", {"p": deep}),
     ]
 
 
