@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -102,11 +103,12 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 class DateBoundsQuerySet(QuerySet):
-    """A changelist's queryset whose date hierarchy reads only the newest and oldest jobs.
+    """A changelist's queryset whose date hierarchy reads only the newest and oldest jobs
+    (mixed, by :func:`_with_date_bounds`, into the model's own queryset class).
 
     Django's date hierarchy runs ``aggregate(Min, Max)`` of the field over the list's rows,
     then ``datetimes()`` (a ``DISTINCT date_trunc``) over them: two scans of every matching
-    row, no index serving either (1 s on a list of 900,000 finished jobs). Here both come
+    row, no index serving either (1.5 s on the list of 900,000 finished jobs). Here both come
     from :attr:`bounds`, the earliest and latest ``enqueued_at`` of the whole table (read
     by :class:`JobChangeList` on the primary key: ``enqueued_at`` is set to ``now()`` at
     insert and only ever moved to ``now()`` later), and the periods offered are every year,
@@ -115,6 +117,8 @@ class DateBoundsQuerySet(QuerySet):
     """
 
     bounds: tuple[datetime.datetime, datetime.datetime] | None = None
+    #: The year and month of the drill-down (request parameters), set with :attr:`bounds`.
+    period: tuple[int | None, int | None] = (None, None)
 
     def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         first, last = kwargs.get("first"), kwargs.get("last")
@@ -132,9 +136,6 @@ class DateBoundsQuerySet(QuerySet):
         if kind not in ("year", "month", "day"):
             return super().dates(field_name, kind, order)
         return self._periods(kind)
-
-    #: The year and month of the drill-down (request parameters), set with :attr:`bounds`.
-    period: tuple[int | None, int | None] = (None, None)
 
     def _periods(self, kind: str) -> list[datetime.date]:
         """The first day of each year, month or day between :attr:`bounds`, in the drill-down."""
@@ -156,6 +157,20 @@ class DateBoundsQuerySet(QuerySet):
         return [day for day in candidates if start <= day <= last]
 
 
+@functools.cache
+def _date_bounds_class(base: type[QuerySet[Any]]) -> type[DateBoundsQuerySet]:
+    return type(f"DateBounds{base.__name__}", (DateBoundsQuerySet, base), {})
+
+
+def _with_date_bounds(queryset: QuerySet[Any]) -> DateBoundsQuerySet:
+    """A copy of ``queryset`` (same filters, database, and queryset class's other methods)
+    whose date hierarchy is :class:`DateBoundsQuerySet`'s."""
+    if isinstance(queryset, DateBoundsQuerySet):
+        return queryset._chain()
+    cls = _date_bounds_class(type(queryset))
+    return cls(model=queryset.model, query=queryset.query.chain(), using=queryset._db)
+
+
 def _aware(day: datetime.date) -> datetime.datetime:
     moment = datetime.datetime(day.year, day.month, day.day)
     return timezone.make_aware(moment) if settings.USE_TZ else moment
@@ -170,9 +185,7 @@ class JobChangeList(ChangeList):
         queryset = super().get_queryset(request, exclude_parameters)
         if not self.date_hierarchy:
             return queryset
-        bounded = DateBoundsQuerySet(
-            model=queryset.model, query=queryset.query.chain(), using=queryset._db
-        )
+        bounded = _with_date_bounds(queryset)
         bounded.bounds = _date_bounds(queryset, self.date_hierarchy)
         bounded.period = (
             _int(self.params.get(f"{self.date_hierarchy}__year")),

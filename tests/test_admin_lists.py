@@ -418,3 +418,20 @@ def test_job_lists_filter_statuses_with_equalities_and_queued_avoids_the_pkey_wa
     page = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "pq_job"."id",'))
     assert '"pq_job"."status" = ' in page and '"pq_job"."status" IN' not in page
     assert 'ORDER BY ("pq_job"."id" + ' in page
+
+
+def test_the_date_hierarchy_list_keeps_the_read_only_queryset(client: Client) -> None:
+    from django.contrib import admin
+    from django.contrib.auth.models import User
+    from django.test import RequestFactory
+
+    from pq.models import ReadOnlyModelError, ReadOnlyQuerySet
+
+    Queue().enqueue(jobs.say_hello)
+    request = RequestFactory().get(reverse("admin:pq_queuedjob_changelist"))
+    request.user = User.objects.get(username="pq-admin")  # the client fixture's superuser
+    model_admin = admin.site._registry[QueuedJob]
+    changelist = model_admin.get_changelist_instance(request)
+    assert isinstance(changelist.queryset, ReadOnlyQuerySet)
+    with pytest.raises(ReadOnlyModelError):
+        changelist.queryset.update(func="x")
