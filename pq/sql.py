@@ -626,6 +626,45 @@ def delete_jobs(cursor: Any, job_ids: Sequence[int]) -> int:
     return int(cursor.rowcount)
 
 
+_FLOW_PROGRESS = """
+SELECT j.flow_id,
+       count(*) FILTER (WHERE j.status = 'finished') AS finished,
+       -- A flow has one job at a time out of 'deferred' and not yet 'finished'.
+       max(j.id) FILTER (WHERE j.status NOT IN ('deferred', 'finished')) AS current_id,
+       max(j.status) FILTER (WHERE j.status NOT IN ('deferred', 'finished')) AS current_status
+  FROM pq_job j
+ WHERE j.flow_id = ANY(%s::bigint[])
+ GROUP BY j.flow_id
+"""
+
+
+@_translated
+def flow_progress(cursor: Any, flow_ids: Sequence[int]) -> list[Row]:
+    """For each of ``flow_ids`` with jobs: how many finished, and its current job (the one
+    queued, scheduled, started or failed; None for a flow not started or done).
+
+    Reads the flows' jobs by the pq_job_flow index. Locks: none.
+    """
+    cursor.execute(_FLOW_PROGRESS, [list(flow_ids)])
+    return _all_rows(cursor)
+
+
+@_translated
+def delete_flows(cursor: Any, flow_ids: Sequence[int]) -> tuple[int, int]:
+    """Delete the flows ``flow_ids`` and their jobs but the running ones (those end as jobs
+    of no flow); return (flows, jobs) deleted. Run it in a transaction.
+
+    Locks: the rows deleted.
+    """
+    cursor.execute(
+        "DELETE FROM pq_job WHERE flow_id = ANY(%s::bigint[]) AND status <> 'started'",
+        [list(flow_ids)],
+    )
+    jobs = int(cursor.rowcount)
+    cursor.execute("DELETE FROM pq_flow WHERE id = ANY(%s::bigint[])", [list(flow_ids)])
+    return int(cursor.rowcount), jobs
+
+
 # Make scheduled jobs due now. Only the insert trigger notifies for scheduled rows, so the
 # statement notifies each queue itself: an idle worker wakes and claims them at once instead
 # of at its planned wake-up. pg_notify is volatile, so the planner keeps its column.
