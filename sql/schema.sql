@@ -132,6 +132,9 @@ CREATE UNIQUE INDEX pq_job_schedule_tick ON pq_job (schedule_name, scheduled_for
 -- (No general (queue, status) index: the planner preferred it to pq_job_queued for claims
 -- on stale statistics, then sorted every queued row; a measured 50 ms claim of 100 jobs.)
 CREATE INDEX pq_job_failed ON pq_job (queue) WHERE status = 'failed';
+-- Failed jobs by the queue they came from: what the queues' failed counts (pqinfo, the
+-- admin) read; in the failed queue every failed job's queue is 'failed' (migration 0007).
+CREATE INDEX pq_job_failed_origin ON pq_job (origin) WHERE status = 'failed';
 
 CREATE TABLE pq_worker (
     name            text PRIMARY KEY CHECK (name <> ''),

@@ -1,9 +1,10 @@
 -- django-pq SQL migration 0007: flows.
 -- Jobs that run one after the other (pq_flow_create, pq_flow_enqueue, pq_flow_start), chained
 -- in SQL by a trigger when a job of a flow finishes, fails or is requeued; a flow expires
--- with its final job; an index for pq_schedules' latest runs. pq_version() returns 7
--- (Django's 0006 changed model state only). The functions are those of sql/*.sql, the
--- truth for fresh installs. Frozen once released: never edit; add a new migration instead.
+-- with its final job; indexes for pq_schedules' latest runs and failed jobs by origin
+-- (the queues' counts). pq_version() returns 7 (Django's 0006 changed model state only).
+-- The functions are those of sql/*.sql, the truth for fresh installs. Frozen once
+-- released: never edit; add a new migration instead.
 
 ALTER TABLE pq_flow
     ALTER COLUMN status SET DEFAULT 'deferred',
@@ -12,6 +13,7 @@ ALTER TABLE pq_flow
 CREATE INDEX pq_job_flow ON pq_job (flow_id) WHERE flow_id IS NOT NULL;
 CREATE INDEX pq_job_schedule_runs ON pq_job (schedule_name, scheduled_for)
     WHERE schedule_name IS NOT NULL;
+CREATE INDEX pq_job_failed_origin ON pq_job (origin) WHERE status = 'failed';
 
 -- Flows: jobs that run one after the other, each once the previous one has finished.
 --

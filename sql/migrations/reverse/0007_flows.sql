@@ -77,6 +77,7 @@ $$;
 
 DROP INDEX pq_job_flow;
 DROP INDEX pq_job_schedule_runs;
+DROP INDEX pq_job_failed_origin;
 ALTER TABLE pq_flow
     DROP CONSTRAINT pq_flow_name_check,
     DROP CONSTRAINT pq_flow_status_check,
