@@ -90,6 +90,22 @@ SELECT CASE WHEN s.status = 'failed' THEN 'failed' ELSE s.queue END, s.queue, s.
           FROM generate_series(%(first)s, %(last)s) AS g (n)) AS s
 """
 CHUNK = 250_000
+FLOWS = """
+INSERT INTO pq_flow (name, queue, status, jobs, created_at, ended_at)
+SELECT 'bench-flow-' || g %% 50, 'default',
+       CASE WHEN (3 * g - 2) %% 20 = 0 OR (3 * g - 1) %% 20 = 0 OR (3 * g) %% 20 = 0
+            THEN 'failed' ELSE 'finished' END,
+       ARRAY[3 * g - 2, 3 * g - 1, 3 * g]::bigint[], now() - interval '365 days', now()
+  FROM generate_series(1, %(flows)s) AS g;
+UPDATE pq_job SET flow_id = (id + 2) / 3 WHERE id <= 3 * %(flows)s;
+"""
+SCHEDULES = """
+UPDATE pq_job SET schedule_name = 'bench-schedule-' || id %% 50, repeat = -1,
+                  repeat_interval = interval '1 hour', time_zone = 'UTC'
+ WHERE id IN (SELECT min(id) FROM pq_job WHERE status = 'scheduled' GROUP BY id %% 50);
+UPDATE pq_job SET schedule_name = 'bench-schedule-' || (id / 1000) %% 50
+ WHERE status = 'finished' AND id %% 1000 = 1;
+"""
 
 
 @dataclass
@@ -132,6 +148,9 @@ def pages(year: int, jobs: int) -> list[Page]:
         Page("dequeued (all jobs run)", "admin:pq_dequeuedjob_changelist"),
         Page("queues", "admin:pq_queuestore_changelist"),
         Page("workers", "admin:pq_workerstore_changelist"),
+        Page("flows", "admin:pq_flowstore_changelist"),
+        Page("flows ?status=failed", "admin:pq_flowstore_changelist", {"status": "failed"}),
+        Page("cron schedules", "admin:pq_schedule_changelist"),
         Page("queued ?queue=emails", "admin:pq_queuedjob_changelist", {"queue": "emails"}),
         Page("finished ?queue=emails", "admin:pq_finishedjob_changelist", {"queue": "emails"}),
         Page("failed ?origin=emails", "admin:pq_failedjob_changelist", {"origin": "emails"}),
@@ -250,7 +269,7 @@ def fill(jobs: int) -> float:
     start = time.perf_counter()
     done = jobs - jobs * 5 // 100
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE pq_job")
+        cursor.execute("TRUNCATE pq_job, pq_flow RESTART IDENTITY")
         cursor.execute("DELETE FROM pq_worker WHERE name LIKE 'bench-worker-%%'")
         for number in range(WORKERS):
             cursor.execute(
@@ -277,7 +296,12 @@ def fill(jobs: int) -> float:
                     "last": min(first + CHUNK - 1, jobs),
                 },
             )
+        # Flows of three run jobs over the oldest 1% of the jobs; named schedules: 50 of
+        # the scheduled jobs, each with past runs among the finished ones.
+        cursor.execute(FLOWS, {"flows": max(jobs // 300, 1)})
+        cursor.execute(SCHEDULES, {})
         cursor.execute("VACUUM ANALYZE pq_job")
+        cursor.execute("VACUUM ANALYZE pq_flow")
         cursor.execute("VACUUM ANALYZE pq_queue")
         cursor.execute("VACUUM ANALYZE pq_worker")
     return time.perf_counter() - start
