@@ -14,7 +14,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, time
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 
@@ -70,6 +70,39 @@ def _all_rows(cursor: Any) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+class JobOptions(TypedDict, total=False):
+    """The options of one job, as ``_pq_enqueue_job`` and ``_pq_flow_enqueue_job`` take them."""
+
+    timeout: int | None
+    result_ttl: int | None
+    description: str | None
+    scheduled_for: datetime | None
+    instance: bytes | None
+
+
+def _insert_job(
+    cursor: Any, query: str, target: Any, func: str, args: Any, kwargs: Any, options: JobOptions
+) -> Row:
+    """Run ``query`` (one of the two job-adding functions) with the job's arguments."""
+    cursor.execute(
+        query,
+        [
+            target,
+            func,
+            _json(args),
+            _json(kwargs),
+            options.get("timeout"),
+            options.get("result_ttl"),
+            options.get("description"),
+            options.get("scheduled_for"),
+            options.get("instance"),
+        ],
+    )
+    row = _one_row(cursor)
+    assert row is not None
+    return row
+
+
 @_translated
 def enqueue_job(
     cursor: Any,
@@ -77,12 +110,7 @@ def enqueue_job(
     func: str,
     args: list[Any],
     kwargs: dict[str, Any],
-    *,
-    timeout: int | None = None,
-    result_ttl: int | None = None,
-    description: str | None = None,
-    scheduled_for: datetime | None = None,
-    instance: bytes | None = None,
+    **options: Unpack[JobOptions],
 ) -> Row:
     """Enqueue a job with ``_pq_enqueue_job``; return what the database chose for it.
 
@@ -91,24 +119,16 @@ def enqueue_job(
     and the columns' defaults, so it is not sent back: decoding the whole row took about a
     fifth of ``q.enqueue``'s time (see :meth:`pq.models.Job.enqueued`).
     """
-    cursor.execute(
+    return _insert_job(
+        cursor,
         "SELECT id, status, created_at, enqueued_at, scheduled_for"
         " FROM _pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
-        [
-            queue,
-            func,
-            _json(args),
-            _json(kwargs),
-            timeout,
-            result_ttl,
-            description,
-            scheduled_for,
-            instance,
-        ],
+        queue,
+        func,
+        args,
+        kwargs,
+        options,
     )
-    row = _one_row(cursor)
-    assert row is not None
-    return row
 
 
 @_translated
@@ -125,34 +145,21 @@ def flow_enqueue_job(
     func: str,
     args: list[Any],
     kwargs: dict[str, Any],
-    *,
-    timeout: int | None = None,
-    result_ttl: int | None = None,
-    description: str | None = None,
-    scheduled_for: datetime | None = None,
-    instance: bytes | None = None,
+    **options: Unpack[JobOptions],
 ) -> Row:
     """Add a job to flow ``flow_id`` with ``_pq_flow_enqueue_job``; return what
     :func:`enqueue_job` returns, and the flow's ``queue`` and the ``depends_on`` job."""
-    cursor.execute(
+    return _insert_job(
+        cursor,
         "SELECT id, status, created_at, enqueued_at, scheduled_for, queue, origin, flow_id,"
         " depends_on"
         " FROM _pq_flow_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
-        [
-            flow_id,
-            func,
-            _json(args),
-            _json(kwargs),
-            timeout,
-            result_ttl,
-            description,
-            scheduled_for,
-            instance,
-        ],
+        flow_id,
+        func,
+        args,
+        kwargs,
+        options,
     )
-    row = _one_row(cursor)
-    assert row is not None
-    return row
 
 
 @_translated
