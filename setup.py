@@ -53,7 +53,11 @@ setup(
             "redis",
             # The admin's end-to-end test drives Chromium (chromium, chromium-driver from the OS).
             "selenium",
+            # Django Tasks on Django 5.2 (tests/test_tasks.py); Django 6 has django.tasks.
+            "django-tasks>=0.12",
         ],
+        # pq.tasks.PQBackend on Django 5.2: the django-tasks backport of django.tasks.
+        "tasks": ["django-tasks>=0.12"],
         "bench": ["rq", "redis", "matplotlib"],
     },
     classifiers=[

@@ -80,7 +80,14 @@ def perform(
     ``func`` is the job's callable when the caller has resolved it already.
     """
     try:
-        result = job.perform(func)
+        if func is None:
+            func = job.get_callable()
+        if _is_django_task(func):
+            from pq.tasks import run_task  # only where a Django Tasks framework is installed
+
+            result = run_task(job, func)
+        else:
+            result = job.perform(func)
         encoded = to_json(result)
     except BaseException:
         exc_info = sys.exc_info()
@@ -92,6 +99,18 @@ def perform(
     else:
         logger.info("Job result = %r", result)
     return Outcome(True, result=encoded)
+
+
+def _is_django_task(func: Any) -> bool:
+    """Whether ``func`` is a Django Task (``@task``), which pq.tasks runs.
+
+    Looked up among the modules already imported: a Task object comes from one of them.
+    """
+    for name in ("django.tasks.base", "django_tasks.base"):
+        module = sys.modules.get(name)
+        if module is not None and isinstance(func, module.Task):
+            return True
+    return False
 
 
 def describe_safely(job: Job) -> str:

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "tests",
 ]
 
+# Django Tasks (Django 6, or the django-tasks backport) run by pq: tests/test_tasks.py.
+TASKS = {"default": {"BACKEND": "pq.tasks.PQBackend", "QUEUES": ["default", "emails"]}}
+
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
