@@ -266,13 +266,9 @@ def _end(result: TaskResult, status: Any) -> None:
 def _errors(job: Job) -> list[TaskError]:
     """One TaskError per failed attempt: from ``job.errors`` where pq records them, else from
     the failed job's traceback."""
-    recorded = getattr(job, "errors", None)
-    if recorded is not None:
-        texts = [str(entry.get("exc_info") or "") for entry in recorded]
-    elif job.status == "failed":
+    texts = [str(entry.get("exc_info") or "") for entry in getattr(job, "errors", None) or []]
+    if not texts and job.status == "failed":
         texts = [job.exc_info or ""]
-    else:
-        texts = []
     return [TaskError(exception_class_path=_exception_path(t), traceback=t) for t in texts]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from typing import Any
 
 try:
@@ -67,6 +68,11 @@ def fail(message: str, builtin: bool = False) -> None:
 def returns(kind: str) -> Any:
     """A tuple (JSON: a list) or, for "object", something JSON cannot hold."""
     return (1, "two") if kind == "tuple" else object()
+
+
+@task
+def nap(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 @task(queue_name="emails")

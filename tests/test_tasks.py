@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 try:
@@ -32,6 +34,7 @@ except ImportError:
         )
 
 from pq import Queue, Worker
+from pq.exceptions import JobTimeoutException
 from pq.models import Job, JobStatus
 from pq.tasks import (
     InvalidTask,
@@ -203,6 +206,28 @@ def test_errors_name_builtin_exceptions_and_unstorable_return_values() -> None:
     failed = framework.default_task_backend.get_result(unstorable.id)
     assert failed.status == FAILED
     assert failed.errors[0].exception_class is TypeError
+
+
+def test_a_task_over_its_timeout_fails_with_pqs_timeout_exception() -> None:
+    short = {**settings.TASKS["default"], "OPTIONS": {"timeout": 1}}
+    with override_settings(TASKS={**settings.TASKS, "short": short}):
+        result = tasks_jobs.nap.using(backend="short").enqueue(30)
+        assert Job.objects.get(pk=int(result.id)).timeout == 1
+        work()
+
+        result.refresh()
+    assert result.status == FAILED
+    [error] = result.errors
+    assert error.exception_class is JobTimeoutException
+    assert "timeout of 1 seconds" in error.traceback
+
+
+def test_a_task_enqueued_by_path_through_the_rq_api_runs_as_a_task() -> None:
+    job = Queue().enqueue("tests.tasks_jobs.context_info", "by path")
+    work()
+    result = tasks_jobs.context_info.get_result(str(job.pk))
+    assert result.return_value["note"] == "by path"
+    assert result.return_value["attempt"] == 1
 
 
 def test_return_values_and_arguments_are_json() -> None:
