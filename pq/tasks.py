@@ -46,7 +46,7 @@ except ImportError:  # Django 5.2 with the backport
 if TYPE_CHECKING:
     from pq.models import Job
 
-__all__ = ["PQBackend", "Task", "run_task"]
+__all__ = ["PQBackend", "run_task"]
 
 OPTIONS = {"connection", "timeout", "result_ttl"}
 
@@ -275,23 +275,26 @@ def _errors(job: Job) -> list[TaskError]:
 def _exception_path(traceback_text: str) -> str:
     """The dotted path of the exception a traceback ends with ("builtins.ValueError").
 
-    A failure the worker saw (a timeout, a dead work horse) reads "JobTimeoutException: ...",
-    which is pq's own exception.
+    The last unindented line that names a dotted path, a builtin exception or one of pq's
+    (a failure the worker saw: "JobTimeoutException: ..."); lines of a message or a note
+    after it are passed over.
     """
+    first = ""
     for line in reversed(traceback_text.splitlines()):
         found = _EXCEPTION_LINE.match(line)
-        if found:
-            name = found.group(1)
-            if "." in name:
-                return name
-            if isinstance(getattr(builtins, name, None), type):
-                return f"builtins.{name}"
-            from pq import exceptions
-
-            if isinstance(getattr(exceptions, name, None), type):
-                return f"pq.exceptions.{name}"
+        if not found:
+            continue
+        name = found.group(1)
+        first = first or name
+        if "." in name:
             return name
-    return "builtins.Exception"
+        if isinstance(getattr(builtins, name, None), type):
+            return f"builtins.{name}"
+        from pq import exceptions
+
+        if isinstance(getattr(exceptions, name, None), type):
+            return f"pq.exceptions.{name}"
+    return first or "builtins.Exception"
 
 
 def _worker_ids(job: Job) -> list[str]:
