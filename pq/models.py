@@ -168,6 +168,11 @@ class Job(ReadOnlyModel):
     repeat_from = models.DateTimeField(null=True, blank=True)
     cron = models.TextField(null=True, blank=True)
     schedule_name = models.TextField(null=True, blank=True)
+    priority = models.SmallIntegerField(default=0)
+    max_retries = models.IntegerField(default=0)
+    retry_intervals = PGArrayField(element_type="integer", null=True, blank=True)
+    attempts = models.IntegerField(default=0)
+    errors = models.JSONField(default=list)
     flow = models.ForeignKey(
         FlowStore, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False
     )
@@ -207,6 +212,8 @@ class Job(ReadOnlyModel):
             # args and kwargs are never JSON strings: a str is jsonb as text (Django's cursors)
             text = jsonb_text or name != "result"
             values[name] = _decode_column(name, values[name], text)
+        if isinstance(values.get("errors"), str):  # written by pq's SQL only: plain JSON
+            values["errors"] = json.loads(values["errors"])
         job = cls(**values)
         job._state.adding = False
         job._state.db = using
@@ -287,6 +294,24 @@ class Job(ReadOnlyModel):
             return describe(self.func, list(self.args or []), dict(self.kwargs or {}), instance)
         except Exception as exc:
             raise UndecodableJob.of("description", exc) from exc
+
+    @property
+    def retries_left(self) -> int:
+        """How many more runs a failure of this job's current run leaves (0: none, or an
+        exception handler called :meth:`stop_retrying`)."""
+        if not self.may_retry:
+            return 0
+        return max(self.max_retries - max(self.attempts - 1, 0), 0)
+
+    @property
+    def may_retry(self) -> bool:
+        """False once :meth:`stop_retrying` was called on this instance."""
+        return not getattr(self, "_stop_retrying", False)
+
+    def stop_retrying(self) -> None:
+        """Fail this job for good at this failure, whatever retries it has left (for an
+        exception handler: the worker passes ``retry => false`` to ``pq_fail``)."""
+        self._stop_retrying = True
 
     def perform(self, func: Any = None) -> Any:
         """Run the job in this process and return its result.

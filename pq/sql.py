@@ -21,7 +21,7 @@ from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 Row = dict[str, Any]
 # The version of the SQL this module calls: pq_version() of the latest SQL migration. A
 # migration that changes the SQL bumps both.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -78,6 +78,9 @@ class JobOptions(TypedDict, total=False):
     description: str | None
     scheduled_for: datetime | None
     instance: bytes | None
+    priority: int
+    max_retries: int
+    retry_intervals: list[int] | None
 
 
 def _insert_job(
@@ -96,6 +99,9 @@ def _insert_job(
             options.get("description"),
             options.get("scheduled_for"),
             options.get("instance"),
+            options.get("priority", 0),
+            options.get("max_retries", 0),
+            options.get("retry_intervals"),
         ],
     )
     row = _one_row(cursor)
@@ -122,7 +128,8 @@ def enqueue_job(
     return _insert_job(
         cursor,
         "SELECT id, status, created_at, enqueued_at, scheduled_for"
-        " FROM _pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        " FROM _pq_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s,"
+        " %s, %s, %s::integer[])",
         queue,
         func,
         args,
@@ -153,7 +160,8 @@ def flow_enqueue_job(
         cursor,
         "SELECT id, status, created_at, enqueued_at, scheduled_for, queue, origin, flow_id,"
         " depends_on"
-        " FROM _pq_flow_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        " FROM _pq_flow_enqueue_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s,"
+        " %s, %s, %s::integer[])",
         flow_id,
         func,
         args,
@@ -179,10 +187,14 @@ def enqueue_many(
     *,
     timeout: int | None = None,
     result_ttl: int | None = None,
+    priority: int = 0,
+    max_retries: int = 0,
+    retry_intervals: list[int] | None = None,
 ) -> list[int]:
     """Enqueue a batch of jobs on ``queue`` with ``pq_enqueue_many``; return their ids in order."""
     cursor.execute(
-        "SELECT * FROM pq_enqueue_many(%s, %s::text[], %s::jsonb[], %s::jsonb[], %s, %s)",
+        "SELECT * FROM pq_enqueue_many(%s, %s::text[], %s::jsonb[], %s::jsonb[], %s, %s, %s, %s,"
+        " %s::integer[])",
         [
             queue,
             list(funcs),
@@ -190,6 +202,9 @@ def enqueue_many(
             [_json(k) for k in kwargs],
             timeout,
             result_ttl,
+            priority,
+            max_retries,
+            retry_intervals,
         ],
     )
     return [job_id for (job_id,) in cursor.fetchall()]
@@ -408,12 +423,22 @@ def finish(cursor: Any, job_id: int, worker: str, result: Any, default_result_tt
 
 
 @_translated
-def fail(cursor: Any, job_id: int, worker: str, exc_info: str, move_to_failed: bool = True) -> bool:
-    """Record a job's failure with ``pq_fail``; False if ``worker`` no longer has it started.
+def fail(
+    cursor: Any,
+    job_id: int,
+    worker: str,
+    exc_info: str,
+    move_to_failed: bool = True,
+    retry: bool = True,
+) -> bool:
+    """Record a failed run with ``pq_fail`` (retried while it has retries left, unless
+    ``retry`` is False); False if ``worker`` no longer has the job started.
 
     The server then also sends a WARNING naming the job (a notice on the connection).
     """
-    cursor.execute("SELECT pq_fail(%s, %s, %s, %s)", [job_id, worker, exc_info, move_to_failed])
+    cursor.execute(
+        "SELECT pq_fail(%s, %s, %s, %s, %s)", [job_id, worker, exc_info, move_to_failed, retry]
+    )
     return bool(cursor.fetchone()[0])
 
 

@@ -46,6 +46,30 @@ BEGIN
 END;
 $$;
 
+-- _pq_check_retry(caller, priority, max_retries, retry_intervals): raise PQ001, naming the
+-- caller, unless priority is -100 to 100 (Django's range), max_retries 0 or more and every
+-- retry interval a number of seconds, 0 or more.
+CREATE FUNCTION _pq_check_retry(caller text, priority integer, max_retries integer,
+                                retry_intervals integer[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF priority IS NULL OR priority NOT BETWEEN -100 AND 100 THEN
+        RAISE EXCEPTION '%: priority must be from -100 to 100 (higher runs first), got %',
+                caller, coalesce(priority::text, 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Use 0 for the default priority.';
+    END IF;
+    IF max_retries IS NULL OR max_retries < 0 THEN
+        RAISE EXCEPTION '%: max_retries must be 0 or more, got %', caller, coalesce(max_retries::text, 'NULL')
+            USING ERRCODE = 'PQ001', HINT = 'Use 0 for no retry.';
+    END IF;
+    IF array_position(retry_intervals, NULL) IS NOT NULL OR NOT 0 <= ALL (retry_intervals) THEN
+        RAISE EXCEPTION '%: retry_intervals must be seconds, 0 or more, got %', caller, retry_intervals
+            USING ERRCODE = 'PQ001', HINT = 'For example ''{10,30,60}'': the last one repeats.';
+    END IF;
+END;
+$$;
+
 -- _pq_is_func_name(func): whether func is a dotted path to a function, module and name
 -- ('myapp.tasks.send_mail', 'myapp.tasks.Mailer.send'): what a worker can import. A bare
 -- name ('send_mail') names no module, so no worker could import it.
@@ -101,6 +125,9 @@ $$;
 -- instance (a pickled object, as Python enqueues instance methods) a method name of it;
 -- args a JSON array and kwargs a JSON object of the arguments. The queue is created if it does not exist.
 -- A job with scheduled_for in the future gets status 'scheduled' and runs when it is due.
+-- priority (-100 to 100, default 0): within its queue a higher priority runs first.
+-- max_retries (default 0) and retry_intervals (seconds; the last repeats; NULL: at once): a
+-- failed run is retried that many times (see pq_fail) before the job is failed for good.
 -- Limits (PQ001 beyond them): args and kwargs 1 MiB each (pg_column_size), description
 -- 1,000 characters, scheduled_for before 9999-12-31 UTC.
 -- Locks: none beyond the inserted row (a new queue row is inserted once).
@@ -117,7 +144,10 @@ CREATE FUNCTION _pq_enqueue_job(
     result_ttl integer DEFAULT NULL,
     description text DEFAULT NULL,
     scheduled_for timestamptz DEFAULT NULL,
-    instance bytea DEFAULT NULL
+    instance bytea DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS pq_job
 LANGUAGE plpgsql SECURITY DEFINER AS $$
@@ -132,24 +162,30 @@ BEGIN
                     AND jsonb_typeof(args) = 'array' AND jsonb_typeof(kwargs) = 'object'
                     AND pg_column_size(args) <= 1048576 AND pg_column_size(kwargs) <= 1048576
                     AND (description IS NULL OR length(description) <= 1000)
-                    AND (scheduled_for IS NULL OR scheduled_for < '9999-12-31 00:00:00+00'), false) THEN
+                    AND (scheduled_for IS NULL OR scheduled_for < '9999-12-31 00:00:00+00')
+                    AND priority BETWEEN -100 AND 100 AND max_retries >= 0
+                    AND (retry_intervals IS NULL OR (array_position(retry_intervals, NULL) IS NULL
+                                                     AND 0 <= ALL (retry_intervals))), false) THEN
         PERFORM _pq_check_enqueue('pq_enqueue', queue_name, timeout, result_ttl, description, scheduled_for);
         PERFORM _pq_check_call('pq_enqueue', func, args, kwargs, instance);
+        PERFORM _pq_check_retry('pq_enqueue', priority, max_retries, retry_intervals);
     END IF;
 
     PERFORM _pq_ensure_queue(queue_name);
 
     INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
-                        timeout, result_ttl, scheduled_for)
+                        timeout, result_ttl, scheduled_for, priority, max_retries, retry_intervals)
     VALUES (queue_name, queue_name,
             CASE WHEN scheduled_for > now() THEN 'scheduled' ELSE 'queued' END,
             func, args, kwargs, instance, description, timeout, result_ttl,
-            CASE WHEN scheduled_for > now() THEN scheduled_for END)
+            CASE WHEN scheduled_for > now() THEN scheduled_for END,
+            priority, max_retries, retry_intervals)
     RETURNING * INTO v_job;
     RETURN v_job;
 END;
 $$;
-COMMENT ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
+COMMENT ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
+                                    integer, integer, integer[]) IS
     'Enqueue a django-pq job as pq_enqueue does, returning the new pq_job row. Limits: args and kwargs 1 MiB each, description 1000 characters, scheduled_for before 9999-12-31 UTC.';
 
 CREATE FUNCTION pq_enqueue(
@@ -161,19 +197,24 @@ CREATE FUNCTION pq_enqueue(
     result_ttl integer DEFAULT NULL,
     description text DEFAULT NULL,
     scheduled_for timestamptz DEFAULT NULL,
-    instance bytea DEFAULT NULL
+    instance bytea DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS bigint
 LANGUAGE sql SECURITY DEFINER AS $$
     SELECT (_pq_enqueue_job(queue_name, func, args, kwargs, timeout, result_ttl, description,
-                           scheduled_for, instance)).id;
+                           scheduled_for, instance, priority, max_retries, retry_intervals)).id;
 $$;
-COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
-    'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ...) returns the job id. Limits: args and kwargs 1 MiB each, description 1000 characters, scheduled_for before 9999-12-31 UTC.';
+COMMENT ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
+                               integer, integer, integer[]) IS
+    'Enqueue a django-pq job: pq_enqueue(queue, ''module.func'', args jsonb array, kwargs jsonb object, ..., priority, max_retries, retry_intervals) returns the job id. Limits: args and kwargs 1 MiB each, description 1000 characters, scheduled_for before 9999-12-31 UTC.';
 
--- pq_enqueue_many(queue_name, funcs, args, kwargs, timeout, result_ttl): add one job per
--- element of funcs (args[i] and kwargs[i] its arguments; NULL arrays or elements mean none)
--- in one statement, and return their ids in order. Errors name the offending element.
+-- pq_enqueue_many(queue_name, funcs, args, kwargs, timeout, result_ttl, priority,
+-- max_retries, retry_intervals): add one job per element of funcs (args[i] and kwargs[i]
+-- its arguments; NULL arrays or elements mean none) in one statement, and return their ids
+-- in order; the options apply to every job. Errors name the offending element.
 -- Limits (PQ001 beyond them): each element's args and kwargs 1 MiB (pg_column_size).
 -- Locks: none beyond the inserted rows. Notifies: pq_jobs once per queue and transaction
 -- (PostgreSQL folds the trigger's identical notifications), at commit.
@@ -184,7 +225,10 @@ CREATE FUNCTION pq_enqueue_many(
     args jsonb[] DEFAULT NULL,
     kwargs jsonb[] DEFAULT NULL,
     timeout integer DEFAULT NULL,
-    result_ttl integer DEFAULT NULL
+    result_ttl integer DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS SETOF bigint
 LANGUAGE plpgsql SECURITY DEFINER AS $$
@@ -193,6 +237,7 @@ DECLARE
     v_item record;
 BEGIN
     PERFORM _pq_check_enqueue('pq_enqueue_many', queue_name, timeout, result_ttl);
+    PERFORM _pq_check_retry('pq_enqueue_many', priority, max_retries, retry_intervals);
     IF cardinality(args) <> v_count OR cardinality(kwargs) <> v_count THEN
         RAISE EXCEPTION 'pq_enqueue_many: % funcs but % args and % kwargs',
                 v_count, cardinality(args), cardinality(kwargs)
@@ -214,13 +259,16 @@ BEGIN
     END IF;
     PERFORM _pq_ensure_queue(queue_name);
     RETURN QUERY
-        INSERT INTO pq_job (queue, origin, func, args, kwargs, timeout, result_ttl)
+        INSERT INTO pq_job (queue, origin, func, args, kwargs, timeout, result_ttl, priority,
+                            max_retries, retry_intervals)
         SELECT queue_name, queue_name, c.func, coalesce(c.args, '[]'), coalesce(c.kwargs, '{}'),
-               pq_enqueue_many.timeout, pq_enqueue_many.result_ttl
+               pq_enqueue_many.timeout, pq_enqueue_many.result_ttl, pq_enqueue_many.priority,
+               pq_enqueue_many.max_retries, pq_enqueue_many.retry_intervals
           FROM unnest(funcs, args, kwargs) WITH ORDINALITY AS c (func, args, kwargs, n)
          ORDER BY c.n
      RETURNING id;
 END;
 $$;
-COMMENT ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) IS
+COMMENT ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer, integer, integer,
+                                    integer[]) IS
     'Enqueue a batch of django-pq jobs on one queue in one statement; returns their ids in order. Limits: args and kwargs 1 MiB per job.';

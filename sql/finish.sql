@@ -89,7 +89,8 @@ COMMENT ON FUNCTION pq_finish_dequeue(bigint[], jsonb[], text, integer, text[], 
     'Finish django-pq jobs and claim the next ones in one call.';
 
 -- pq_release(job_ids, worker_name): put jobs a worker claimed but will not run (it is
--- stopping) back in their queues, as they were. Returns how many.
+-- stopping) back in their queues, as they were (the claim's attempt is not counted).
+-- Returns how many.
 -- Locks: the job rows. Notifies: pq_jobs (trigger on pq_job).
 CREATE FUNCTION pq_release(job_ids bigint[], worker_name text)
 RETURNS integer
@@ -99,7 +100,7 @@ DECLARE
 BEGIN
     UPDATE pq_job j
        SET status = CASE WHEN j.scheduled_for IS NOT NULL THEN 'scheduled' ELSE 'queued' END,
-           worker = NULL, started_at = NULL
+           worker = NULL, started_at = NULL, attempts = greatest(j.attempts - 1, 0)
      WHERE j.id = ANY (job_ids) AND j.status = 'started' AND j.worker = worker_name;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
@@ -108,35 +109,83 @@ $$;
 COMMENT ON FUNCTION pq_release(bigint[], text) IS
     'Put django-pq jobs a stopping worker claimed but did not run back in their queues.';
 
--- pq_fail(job_id, worker_name, exc_info, move_to_failed): record a job's failure with the
--- traceback text. With move_to_failed the job goes to the 'failed' queue (origin keeps
--- its queue); without, it stays in its queue with status 'failed'. Failed jobs are kept
--- until requeued or deleted. Returns false, with a WARNING naming the job, when the job is
--- not 'started' by this worker (its outcome is then not stored).
--- Locks: the job row. Notifies: nothing.
-CREATE FUNCTION pq_fail(job_id bigint, worker_name text, exc_info text,
-                        move_to_failed boolean DEFAULT true)
-RETURNS boolean
+-- _pq_attempt_error(job, exc_info): the errors entry of a failed attempt of job: its
+-- number, the worker, when it started and failed, and the traceback text.
+CREATE FUNCTION _pq_attempt_error(job pq_job, exc_info text)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_array(jsonb_build_object(
+        'attempt', job.attempts, 'worker', job.worker, 'started_at', job.started_at,
+        'failed_at', now(), 'exc_info', exc_info));
+$$;
+
+-- _pq_fail_job(job, exc_info, move_to_failed, retry): end a failed attempt of job (a
+-- started row, locked by the caller). With retry and attempts <= max_retries the job runs
+-- again: 'scheduled' retry_intervals[attempts] seconds from now (the last interval
+-- repeats), or 'queued' at once when that is 0 or there are none. Otherwise it is
+-- 'failed' for good, in the 'failed' queue with move_to_failed, else in its own. Either way
+-- exc_info is kept and the attempt's error appended to errors.
+-- Notifies: pq_jobs with the job's queue for a retry (a 'queued' one through the trigger).
+CREATE FUNCTION _pq_fail_job(job pq_job, exc_info text, move_to_failed boolean, retry boolean)
+RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_delay integer := coalesce(job.retry_intervals[least(job.attempts, cardinality(job.retry_intervals))], 0);
 BEGIN
+    IF retry AND job.attempts <= job.max_retries THEN
+        UPDATE pq_job j
+           SET status = CASE WHEN v_delay > 0 THEN 'scheduled' ELSE 'queued' END,
+               scheduled_for = CASE WHEN v_delay > 0 THEN now() + make_interval(secs => v_delay) END,
+               exc_info = _pq_fail_job.exc_info, worker = NULL,
+               errors = j.errors || _pq_attempt_error(job, _pq_fail_job.exc_info)
+         WHERE j.id = job.id;
+        IF v_delay > 0 THEN
+            PERFORM pg_notify('pq_jobs', job.queue);
+        END IF;
+        RETURN;
+    END IF;
     IF move_to_failed THEN
         PERFORM _pq_ensure_queue('failed');
     END IF;
     UPDATE pq_job j
-       SET status = 'failed', exc_info = pq_fail.exc_info, ended_at = now(), expires_at = NULL,
-           queue = CASE WHEN move_to_failed THEN 'failed' ELSE j.queue END
-     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name;
+       SET status = 'failed', exc_info = _pq_fail_job.exc_info, ended_at = now(), expires_at = NULL,
+           queue = CASE WHEN move_to_failed THEN 'failed' ELSE j.queue END,
+           errors = j.errors || _pq_attempt_error(job, _pq_fail_job.exc_info)
+     WHERE j.id = job.id;
+END;
+$$;
+
+-- pq_fail(job_id, worker_name, exc_info, move_to_failed, retry): record the failure of a
+-- job's run with the traceback text. A job with retries left (attempts <= max_retries) is
+-- run again after its retry interval, unless retry is false (an exception handler said
+-- so); otherwise, with move_to_failed, the job goes to the 'failed' queue (origin keeps
+-- its queue), without, it stays in its queue with status 'failed'. Failed jobs are kept
+-- until requeued or deleted. Each failed attempt's error is appended to errors. Returns
+-- false, with a WARNING naming the job, when the job is not 'started' by this worker (its
+-- outcome is then not stored).
+-- Locks: the job row. Notifies: pq_jobs for a retry (see _pq_fail_job).
+CREATE FUNCTION pq_fail(job_id bigint, worker_name text, exc_info text,
+                        move_to_failed boolean DEFAULT true, retry boolean DEFAULT true)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_job pq_job;
+BEGIN
+    SELECT * INTO v_job FROM pq_job j
+     WHERE j.id = job_id AND j.status = 'started' AND j.worker = worker_name
+       FOR UPDATE;
     IF NOT FOUND THEN
         RAISE WARNING 'pq_fail: the failure of job % was not stored: not started by worker % any more',
                 job_id, worker_name
             USING HINT = 'The worker was probably reaped after its heartbeat expired and the job failed as abandoned; see the failed queue.';
         RETURN false;
     END IF;
+    PERFORM _pq_fail_job(v_job, exc_info, move_to_failed, retry);
     RETURN true;
 END;
 $$;
-COMMENT ON FUNCTION pq_fail(bigint, text, text, boolean) IS
-    'Mark a started django-pq job failed with its traceback and move it to the failed queue; WARNING if it is not started by that worker.';
+COMMENT ON FUNCTION pq_fail(bigint, text, text, boolean, boolean) IS
+    'Record the failure of a started django-pq job: retried while it has retries left, else failed (to the failed queue); WARNING if it is not started by that worker.';
 
 -- pq_requeue(job_id): put a failed job back on its origin queue as a new 'queued' job
 -- (same id, traceback and result cleared). Raises PQ003 if there is no such job and PQ004

@@ -11,7 +11,8 @@
 --     the time it was scheduled for is ahead); after the last one the flow is 'finished'
 --     and expires with that job's result (pq_expire_jobs deletes it with its final job,
 --     never while a job of it is kept);
---   a job fails: the flow is 'failed' and the jobs after it stay 'deferred';
+--   a job fails (its retries, if any, used up): the flow is 'failed' and the jobs after it
+--     stay 'deferred';
 --   the failed job is requeued: the flow is 'started' again and goes on from there.
 -- A flow's jobs are on its queue, so a flow on a serial queue runs as the queue's other
 -- jobs do, one at a time.
@@ -75,7 +76,7 @@ COMMENT ON FUNCTION pq_flow_create(text, text) IS
     'Make a django-pq flow on a queue, optionally named; returns its id. Add jobs with pq_flow_enqueue, then pq_flow_start.';
 
 -- pq_flow_enqueue(flow_id, func, args, kwargs, timeout, result_ttl, description,
--- scheduled_for, instance): add a job to a flow that is being built and return its id; it
+-- scheduled_for, instance, priority, max_retries, retry_intervals): add a job to a flow that is being built and return its id; it
 -- runs after the flow's previous job has finished, and not before scheduled_for.
 -- _pq_flow_enqueue_job(...), same arguments: the same, returning the new row.
 -- The arguments and their limits are pq_enqueue's. PQ007 if there is no such flow, PQ004
@@ -91,7 +92,10 @@ CREATE FUNCTION _pq_flow_enqueue_job(
     result_ttl integer DEFAULT NULL,
     description text DEFAULT NULL,
     scheduled_for timestamptz DEFAULT NULL,
-    instance bytea DEFAULT NULL
+    instance bytea DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS pq_job
 LANGUAGE plpgsql SECURITY DEFINER AS $$
@@ -101,16 +105,20 @@ DECLARE
 BEGIN
     PERFORM _pq_check_enqueue('pq_flow_enqueue', v_flow.queue, timeout, result_ttl, description, scheduled_for);
     PERFORM _pq_check_call('pq_flow_enqueue', func, args, kwargs, instance);
+    PERFORM _pq_check_retry('pq_flow_enqueue', priority, max_retries, retry_intervals);
     INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
-                        timeout, result_ttl, scheduled_for, flow_id, depends_on)
+                        timeout, result_ttl, scheduled_for, flow_id, depends_on, priority,
+                        max_retries, retry_intervals)
     VALUES (v_flow.queue, v_flow.queue, 'deferred', func, args, kwargs, instance, description,
-            timeout, result_ttl, scheduled_for, v_flow.id, v_flow.jobs[cardinality(v_flow.jobs)])
+            timeout, result_ttl, scheduled_for, v_flow.id, v_flow.jobs[cardinality(v_flow.jobs)],
+            priority, max_retries, retry_intervals)
     RETURNING * INTO v_job;
     UPDATE pq_flow f SET jobs = f.jobs || v_job.id WHERE f.id = v_flow.id;
     RETURN v_job;
 END;
 $$;
-COMMENT ON FUNCTION _pq_flow_enqueue_job(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
+COMMENT ON FUNCTION _pq_flow_enqueue_job(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz,
+                                         bytea, integer, integer, integer[]) IS
     'Add a job to a django-pq flow being built, as pq_flow_enqueue does, returning the new pq_job row.';
 
 CREATE FUNCTION pq_flow_enqueue(
@@ -122,14 +130,19 @@ CREATE FUNCTION pq_flow_enqueue(
     result_ttl integer DEFAULT NULL,
     description text DEFAULT NULL,
     scheduled_for timestamptz DEFAULT NULL,
-    instance bytea DEFAULT NULL
+    instance bytea DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS bigint
 LANGUAGE sql SECURITY DEFINER AS $$
     SELECT (_pq_flow_enqueue_job(flow_id, func, args, kwargs, timeout, result_ttl, description,
-                                scheduled_for, instance)).id;
+                                scheduled_for, instance, priority, max_retries,
+                                retry_intervals)).id;
 $$;
-COMMENT ON FUNCTION pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) IS
+COMMENT ON FUNCTION pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
+                                    integer, integer, integer[]) IS
     'Add a job to a django-pq flow being built; it runs after the previous one finished. Returns the job id. Arguments and limits as pq_enqueue.';
 
 -- _pq_flow_release(job_id): make a deferred job of a flow ready: 'scheduled' while the time

@@ -602,12 +602,14 @@ BEGIN
         INSERT INTO pq_job (queue, origin, status, func, args, kwargs, instance, description,
                             timeout, result_ttl, scheduled_for, repeat, repeat_until,
                             repeat_interval, between_start, between_end, weekdays, time_zone,
-                            repeat_from, cron, schedule_name)
+                            repeat_from, cron, schedule_name, priority, max_retries,
+                            retry_intervals)
         VALUES (OLD.queue, OLD.origin, 'scheduled', OLD.func, OLD.args, OLD.kwargs, OLD.instance,
                 OLD.description, OLD.timeout, OLD.result_ttl, v_next,
                 CASE WHEN OLD.repeat > 0 THEN OLD.repeat - 1 ELSE OLD.repeat END, OLD.repeat_until,
                 OLD.repeat_interval, OLD.between_start, OLD.between_end, OLD.weekdays, OLD.time_zone,
-                OLD.repeat_from, OLD.cron, OLD.schedule_name)
+                OLD.repeat_from, OLD.cron, OLD.schedule_name, OLD.priority, OLD.max_retries,
+                OLD.retry_intervals)
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;

@@ -95,14 +95,25 @@ CREATE TABLE pq_job (
     repeat_from     timestamptz,
     cron            text,
     schedule_name   text,
+    -- Priorities and retries, added by migration 0008: higher priority runs first within a
+    -- queue (-100 to 100, Django's range); a job failing with attempts <= max_retries is
+    -- run again after retry_intervals[attempts] seconds (the last interval repeats; none:
+    -- at once); attempts counts the runs started (a worker's claim adds one); errors holds
+    -- one object per failed attempt (attempt, worker, failed_at, exc_info).
+    priority        smallint NOT NULL DEFAULT 0 CHECK (priority BETWEEN -100 AND 100),
+    max_retries     integer NOT NULL DEFAULT 0 CHECK (max_retries >= 0),
+    retry_intervals integer[] CHECK (0 <= ALL (retry_intervals)),
+    attempts        integer NOT NULL DEFAULT 0,
+    errors          jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(errors) = 'array'),
     CHECK (status <> 'scheduled' OR scheduled_for IS NOT NULL),
     CHECK (cron IS NULL OR repeat_interval IS NULL)
 );
 COMMENT ON TABLE pq_job IS 'django-pq jobs. Use pq_enqueue to add one; workers use pq_dequeue.';
 
--- The ready jobs of a queue in FIFO order: what pq_dequeue reads. Partial, so finished
--- and failed rows (most of the table on a busy system) are not in it.
-CREATE INDEX pq_job_queued ON pq_job (queue, id) WHERE status = 'queued';
+-- The ready jobs of a queue, highest priority first, then FIFO: what pq_dequeue reads
+-- (priority since migration 0008). Partial, so finished and failed rows (most of the table
+-- on a busy system) are not in it.
+CREATE INDEX pq_job_queued ON pq_job (queue, priority DESC, id) WHERE status = 'queued';
 CREATE INDEX pq_job_scheduled ON pq_job (queue, scheduled_for) WHERE status = 'scheduled';
 -- The due scheduled jobs of every queue, oldest due first: what a claim over all queues
 -- (queue_names NULL) and pq_next_due(NULL) read, whatever the number of queues.

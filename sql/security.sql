@@ -8,18 +8,21 @@
 -- PUBLIC. Grant per kind of client (the tests in tests/sql/test_security.py run these):
 --   An SQL-only enqueuer (psql, another language):
 --     GRANT EXECUTE ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text,
---                                          timestamptz, bytea),
---                               pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer)
+--                                          timestamptz, bytea, integer, integer, integer[]),
+--                               pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer,
+--                                               integer, integer, integer[])
 --         TO my_enqueuer;
 --   A Django web process (Queue.enqueue calls _pq_enqueue_job, Job.fetch reads pq_job):
 --     GRANT EXECUTE ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
---                                              timestamptz, bytea) TO my_web;
+--                                              timestamptz, bytea, integer, integer, integer[])
+--         TO my_web;
 --     GRANT SELECT ON pq_job TO my_web;
 --   A worker (claims, finishes, registers, reaps and expires: its functions are not
 --   SECURITY DEFINER, so it needs the tables; jobs it runs may enqueue):
 --     GRANT SELECT, INSERT, UPDATE, DELETE ON pq_job, pq_queue, pq_worker, pq_flow TO my_worker;
 --     GRANT EXECUTE ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text,
---                                              timestamptz, bytea) TO my_worker;
+--                                              timestamptz, bytea, integer, integer, integer[])
+--         TO my_worker;
 --   A scheduler (SQL or Django; pq_schedule and pq_schedule_cron are SECURITY DEFINER too):
 --     GRANT EXECUTE ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer,
 --                                           timestamptz, interval, time, time, integer[], text,
@@ -33,7 +36,8 @@
 --   are SECURITY DEFINER too):
 --     GRANT EXECUTE ON FUNCTION pq_flow_create(text, text),
 --                               pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer,
---                                               text, timestamptz, bytea),
+--                                               text, timestamptz, bytea, integer, integer,
+--                                               integer[]),
 --                               _pq_flow_enqueue_job(same arguments),  -- for Django's Flow
 --                               pq_flow_start(bigint)
 --         TO my_flow_builder;
@@ -41,9 +45,12 @@
 --     GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow, pq_schedules TO my_reader;
 -- A SECURITY DEFINER function must not find objects through the caller's search_path (a
 -- caller could shadow pq_job with a temporary table), so it is pinned to this schema.
-REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
+                                  integer, integer, integer[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer, integer, integer,
+                                       integer[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
+                                       integer, integer, integer[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
                                    time, time, integer[], text, integer, integer, text, bytea, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _pq_schedule_job(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
@@ -51,8 +58,10 @@ REVOKE ALL ON FUNCTION _pq_schedule_job(text, text, jsonb, jsonb, timestamptz, i
 REVOKE ALL ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_unschedule(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_flow_create(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _pq_flow_enqueue_job(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
+                                       integer, integer, integer[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _pq_flow_enqueue_job(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz,
+                                            bytea, integer, integer, integer[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_flow_start(bigint) FROM PUBLIC;
 
 DO $$

@@ -120,33 +120,34 @@ $$;
 COMMENT ON FUNCTION pq_reap_workers() IS
     'Delete django-pq workers whose heartbeat expired and fail their started jobs as abandoned.';
 
--- _pq_fail_abandoned(): fail, into the failed queue, every 'started' job whose worker is not
--- registered any more. Returns how many. Locks: those jobs (SKIP LOCKED).
+-- _pq_fail_abandoned(): fail every 'started' job whose worker is not registered any more,
+-- as pq_fail does (retried while it has retries left, else into the failed queue). Returns
+-- how many. Locks: those jobs (SKIP LOCKED).
 -- Notifies: pq_jobs with each failed job's origin queue, at commit: a serial queue held by
 -- an abandoned job is free again, and its workers should not wait for their next poll.
 CREATE FUNCTION _pq_fail_abandoned()
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_count integer;
-    v_queues text[];
+    v_job pq_job;
+    v_count integer := 0;
+    v_queues text[] := '{}';
 BEGIN
-    PERFORM _pq_ensure_queue('failed');
-    WITH failed AS (
-        UPDATE pq_job j
-           SET status = 'failed', queue = 'failed', ended_at = now(), expires_at = NULL,
-               exc_info = format(E'AbandonedJob: worker %s stopped while the job was running '
-                                 '(started at %s; it stopped sending heartbeats or was shut down '
-                                 'by force). The job may have run in part; requeue it if it is '
-                                 'safe to run again.', j.worker, j.started_at)
-         WHERE j.id IN (
-            SELECT a.id FROM pq_job a
-             WHERE a.status = 'started'
-               AND NOT EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = a.worker)
-               FOR UPDATE SKIP LOCKED)
-     RETURNING j.origin)
-    SELECT count(*), array_agg(DISTINCT f.origin) INTO v_count, v_queues FROM failed f;
-    PERFORM pg_notify('pq_jobs', q.name) FROM unnest(v_queues) AS q (name);
+    FOR v_job IN
+        SELECT a.* FROM pq_job a
+         WHERE a.status = 'started'
+           AND NOT EXISTS (SELECT 1 FROM pq_worker w WHERE w.name = a.worker)
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM _pq_fail_job(v_job, format(
+            E'AbandonedJob: worker %s stopped while the job was running (started at %s; it '
+             'stopped sending heartbeats or was shut down by force). The job may have run in '
+             'part; requeue it if it is safe to run again.', v_job.worker, v_job.started_at),
+            true, true);
+        v_count := v_count + 1;
+        v_queues := v_queues || v_job.origin;
+    END LOOP;
+    PERFORM pg_notify('pq_jobs', q.name) FROM (SELECT DISTINCT unnest(v_queues) AS name) AS q;
     RETURN v_count;
 END;
 $$;

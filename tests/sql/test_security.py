@@ -23,7 +23,8 @@ from tests.sql.helpers import (
 from tests.workerprocs import WorkerProcesses, wait_until
 
 ENQUEUE_SIGNATURE = (
-    "pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
+    "pq_enqueue(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,"
+    " integer, integer, integer[])"
 )
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -137,9 +138,12 @@ def test_security_definer_functions_pin_search_path(raw_conn: connection) -> Non
 # The grants sql/security.sql documents for each kind of client, on real roles.
 
 ENQUEUE_JOB_SIGNATURE = (
-    "_pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea)"
+    "_pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,"
+    " integer, integer, integer[])"
 )
-ENQUEUE_MANY_SIGNATURE = "pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer)"
+ENQUEUE_MANY_SIGNATURE = (
+    "pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, integer, integer, integer, integer[])"
+)
 GRANTS = {
     "sql": [f"GRANT EXECUTE ON FUNCTION {ENQUEUE_SIGNATURE}, {ENQUEUE_MANY_SIGNATURE} TO {{}}"],
     "web": [
@@ -153,7 +157,8 @@ GRANTS = {
     "reader": ["GRANT SELECT ON pq_job, pq_queue, pq_worker, pq_flow TO {}"],
     "flow": [
         "GRANT EXECUTE ON FUNCTION pq_flow_create(text, text),"
-        " pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea),"
+        " pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,"
+        " integer, integer, integer[]),"
         " pq_flow_start(bigint) TO {}"
     ],
 }
