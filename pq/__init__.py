@@ -10,6 +10,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "Queue",
+    "Retry",
     "SerialQueue",
     "Worker",
     "get_failed_queue",
@@ -27,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from pq import models
 
         return getattr(models, name)
+    if name == "Retry":
+        from pq.retry import Retry
+
+        return Retry
     if name == "Flow":
         from pq.flow import Flow
 

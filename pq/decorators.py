@@ -8,13 +8,15 @@ from typing import Any
 
 from pq.models import Job
 from pq.queue import Queue
+from pq.retry import Retry, check_priority, retry_options
 
 
 class job:  # noqa: N801 (lower case, as RQ's decorator)
     """Give a function a ``delay`` method that enqueues it on ``queue``.
 
-    ``queue`` is a Queue or a queue name; ``connection``, ``timeout`` and ``result_ttl``
-    apply to every job the decorated function enqueues.
+    ``queue`` is a Queue or a queue name; ``connection``, ``timeout``, ``result_ttl``,
+    ``priority`` and ``retry`` (a :class:`pq.Retry`) apply to every job the decorated
+    function enqueues.
     """
 
     def __init__(
@@ -23,11 +25,17 @@ class job:  # noqa: N801 (lower case, as RQ's decorator)
         connection: str = "default",
         timeout: int | None = None,
         result_ttl: int | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> None:
+        check_priority(priority)
+        retry_options(retry)
         self.queue = queue
         self.connection = connection
         self.timeout = timeout
         self.result_ttl = result_ttl
+        self.priority = priority
+        self.retry = retry
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
@@ -36,7 +44,13 @@ class job:  # noqa: N801 (lower case, as RQ's decorator)
             if isinstance(queue, str):
                 queue = Queue.create(queue, connection=self.connection)
             return queue.enqueue_call(
-                func, args=args, kwargs=kwargs, timeout=self.timeout, result_ttl=self.result_ttl
+                func,
+                args=args,
+                kwargs=kwargs,
+                timeout=self.timeout,
+                result_ttl=self.result_ttl,
+                priority=self.priority,
+                retry=self.retry,
             )
 
         func.delay = delay  # type: ignore[attr-defined]

@@ -29,6 +29,7 @@ from django.db import connections, transaction
 from pq import scheduling, sql
 from pq.models import FlowStatus, FlowStore, Job
 from pq.queue import Queue
+from pq.retry import Retry
 
 __all__ = ["Flow", "FlowStatus", "FlowStore"]
 
@@ -119,10 +120,14 @@ class Flow:
         result_ttl: int | None = None,
         *,
         description: str | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> Job:
         """Add ``func(*args, **kwargs)`` with job options; it runs after the flow's previous
-        job has finished. Returns its Job (status ``deferred`` until its turn)."""
-        return self._add(func, args, kwargs, timeout, result_ttl, description, None)
+        job has finished. Returns its Job (status ``deferred`` until its turn). With
+        ``retry``, the flow fails only once the job's retries are used up."""
+        options = {"description": description, "priority": priority, "retry": retry}
+        return self._add(func, args, kwargs, timeout, result_ttl, None, options)
 
     def schedule(self, at: datetime | date, *args: Any, **kwargs: Any) -> Job:
         """Add ``f(*args, **kwargs)`` to run after the previous job, and not before ``at``."""
@@ -143,12 +148,15 @@ class Flow:
         result_ttl: int | None = None,
         *,
         description: str | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> Job:
         """:meth:`enqueue_call`, not to run before ``at`` (a datetime, naive ones in Django's
         current time zone, or a date: its midnight). A flow's jobs run once each: for
         repeating jobs use :meth:`pq.queue.Queue.schedule_call`."""
         when = scheduling.aware(at, "at")
-        return self._add(func, args, kwargs, timeout, result_ttl, description, when)
+        options = {"description": description, "priority": priority, "retry": retry}
+        return self._add(func, args, kwargs, timeout, result_ttl, when, options)
 
     def _add(
         self,
@@ -157,8 +165,8 @@ class Flow:
         kwargs: dict[str, Any] | None,
         timeout: int | None,
         result_ttl: int | None,
-        description: str | None,
         at: datetime | None,
+        options: dict[str, Any],
     ) -> Job:
         if not self._atomic:
             raise RuntimeError(
@@ -169,7 +177,16 @@ class Flow:
         # so the caller may catch the error and go on building.
         with transaction.atomic(using=self.queue.connection):
             job = self.queue._enqueue(
-                func, args, kwargs, timeout, result_ttl, description, flow_id=self.id, at=at
+                func,
+                args,
+                kwargs,
+                timeout,
+                result_ttl,
+                options["description"],
+                priority=options["priority"],
+                retry=options["retry"],
+                flow_id=self.id,
+                at=at,
             )
         self.jobs.append(job.pk)
         return job

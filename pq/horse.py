@@ -40,7 +40,8 @@ ExcHandler = Callable[..., Any]
 
 @dataclass
 class Outcome:
-    """How a job ended: its JSON result, or the traceback text and whether to move it to failed.
+    """How a job ended: its JSON result, or the traceback text, whether to move it to failed
+    and whether it may be retried (an exception handler can say not: ``job.stop_retrying()``).
 
     ``error`` is set when the worker, not the job, saw the failure (a timeout, a dead horse):
     the exception handlers then run in the worker with it.
@@ -51,6 +52,7 @@ class Outcome:
     exc_info: str = ""
     move_to_failed: bool = True
     error: Exception | None = None
+    retry: bool = True
 
     def to_json(self) -> bytes:
         """Encode a job's own outcome for the pipe from the horse: one line of JSON."""
@@ -61,6 +63,7 @@ class Outcome:
                     "result": self.result,
                     "exc_info": self.exc_info,
                     "move_to_failed": self.move_to_failed,
+                    "retry": self.retry,
                 }
             ).encode()
             + b"\n"
@@ -93,7 +96,8 @@ def perform(
         exc_info = sys.exc_info()
         text = traceback.format_exc()
         logger.error("Job %s %s failed:\n%s", job.pk, describe_safely(job), text)
-        return Outcome(False, exc_info=text, move_to_failed=run_handlers(handlers, job, exc_info))
+        move_to_failed = run_handlers(handlers, job, exc_info)
+        return Outcome(False, exc_info=text, move_to_failed=move_to_failed, retry=job.may_retry)
     if result is None:
         logger.info("Job ended normally without result")
     else:

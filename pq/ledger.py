@@ -50,7 +50,12 @@ class Ledger:
         while self.failed:
             job_id, outcome = self.failed[0]
             stored = sql.fail(
-                conn.cursor(), job_id, self.worker_name, outcome.exc_info, outcome.move_to_failed
+                conn.cursor(),
+                job_id,
+                self.worker_name,
+                outcome.exc_info,
+                outcome.move_to_failed,
+                outcome.retry,
             )
             self.failed.pop(0)
             log_notices(conn, self.worker_name)

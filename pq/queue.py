@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 
 from pq import conf, scheduling, sql
 from pq.models import Job, JobStatus
+from pq.retry import Retry, check_priority, retry_options
 from pq.serialization import callable_path, to_json
 
 FAILED_QUEUE = "failed"
@@ -116,14 +117,20 @@ class Queue:
         result_ttl: int | None = None,
         *,
         description: str | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> Job:
         """Enqueue ``func(*args, **kwargs)`` with job options; return the new Job.
 
-        Calls ``pq_enqueue`` on this queue's connection, inside the caller's transaction: a
-        job enqueued in a transaction that rolls back never runs. Raises ValueError for a
-        function workers cannot import and for invalid options.
+        ``priority`` (-100 to 100): within this queue, higher runs first. ``retry``
+        (``Retry(max=3, interval=[10, 60])``): run a failed job again. Calls ``pq_enqueue``
+        on this queue's connection, inside the caller's transaction: a job enqueued in a
+        transaction that rolls back never runs. Raises ValueError for a function workers
+        cannot import and for invalid options.
         """
-        return self._enqueue(func, args, kwargs, timeout, result_ttl, description)
+        return self._enqueue(
+            func, args, kwargs, timeout, result_ttl, description, priority=priority, retry=retry
+        )
 
     def _enqueue(
         self,
@@ -134,12 +141,15 @@ class Queue:
         result_ttl: int | None,
         description: str | None,
         *,
+        priority: int = 0,
+        retry: Retry | None = None,
         flow_id: int | None = None,
         at: datetime | None = None,
     ) -> Job:
         """Enqueue one job; with ``flow_id``, as the next job of that flow being built (see
         :class:`pq.flow.Flow`), not to run before ``at``."""
         path, instance = callable_path(func)
+        extra = {"priority": check_priority(priority), **retry_options(retry)}
         task_args = list(args or ())
         task_kwargs = dict(kwargs or {})
         if not self.is_async:
@@ -154,8 +164,10 @@ class Queue:
             "result_ttl": result_ttl,
             "description": description,
             "instance": None if instance is None else pickle.dumps(instance),
+            **extra,
         }
         options = {
+            **extra,
             "timeout": given["timeout"],
             "result_ttl": result_ttl,
             "description": description,
@@ -303,13 +315,16 @@ class Queue:
         *,
         timeout: int | None = None,
         result_ttl: int | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> list[int | None]:
         """Enqueue a batch of jobs in one statement and one notification; return their ids.
 
-        Each call is ``func``, ``(func, args)`` or ``(func, args, kwargs)``; ``timeout`` and
-        ``result_ttl`` apply to all. Instance methods cannot be enqueued this way (their
-        object is pickled per job: use :meth:`enqueue_call`). Calls ``pq_enqueue_many``.
-        On a synchronous queue the jobs run inline at once and their ids are None.
+        Each call is ``func``, ``(func, args)`` or ``(func, args, kwargs)``; ``timeout``,
+        ``result_ttl``, ``priority`` and ``retry`` apply to all. Instance methods cannot be
+        enqueued this way (their object is pickled per job: use :meth:`enqueue_call`). Calls
+        ``pq_enqueue_many``. On a synchronous queue the jobs run inline at once and their
+        ids are None.
         """
         funcs: list[str] = []
         args: list[Any] = []
@@ -338,6 +353,8 @@ class Queue:
                 [to_json(k) for k in kwargs],
                 timeout=timeout if timeout is not None else self.timeout,
                 result_ttl=result_ttl,
+                priority=check_priority(priority),
+                **retry_options(retry),
             )
 
     def _run_inline(

@@ -235,6 +235,7 @@ class Worker:
             outcome.move_to_failed = run_handlers(
                 self._exc_handlers, job, (type(error), error, None)
             )
+            outcome.retry = job.may_retry
         self.jobs_done += 1
         self._ledger.record(job.pk, outcome)
 
