@@ -7,7 +7,9 @@ pip's ``django-pq[tasks]``); this module imports only where one of them is insta
 
 ``OPTIONS``: ``connection`` (the database alias of the queues, default ``"default"``),
 ``timeout`` and ``result_ttl`` (as for ``Queue.enqueue_call``; a result kept for less time
-than someone may ask for it raises ``TaskResultDoesNotExist`` once deleted).
+than someone may ask for it raises ``TaskResultDoesNotExist`` once deleted), ``retry``
+(``{"max": 3, "interval": [10, 60]}``, pq's ``Retry``: each failed attempt is one of the
+result's ``errors``, and a task taking context sees the attempt's number).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.apps import apps
 from django.core import checks
 from django.db import connections
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 try:  # Django 6
     from django.tasks.backends.base import BaseTaskBackend
@@ -48,13 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PQBackend", "run_task"]
 
-OPTIONS = {"connection", "timeout", "result_ttl"}
-
-# THE priority switch: False while pq's jobs have no priority. Once pq_job.priority has
-# landed (Queue._enqueue taking ``priority=`` and ``at=``, the latter making a scheduled job),
-# set it True: enqueue then passes the task's priority and run_after through _enqueue, and
-# results read job.priority.
-SUPPORTS_PRIORITY = False
+OPTIONS = {"connection", "timeout", "result_ttl", "retry"}
 
 _STATUS = {  # pq_job.status: TaskResult.status
     "queued": TaskResultStatus.READY,
@@ -75,16 +72,25 @@ class PQBackend(BaseTaskBackend):
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
-    supports_priority = SUPPORTS_PRIORITY
+    supports_priority = True
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         self.connection = self.options.get("connection", "default")
 
+    def _retry(self) -> Any:
+        from pq.retry import Retry
+
+        retry = self.options.get("retry")
+        return None if retry is None else Retry(**retry)
+
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Enqueue ``task`` as a job of the queue ``task.queue_name``; a task with
         ``run_after`` becomes a job scheduled for then. Runs in the caller's transaction."""
+        from pq import sql
         from pq.queue import Queue
+        from pq.retry import retry_options
+        from pq.serialization import to_json
 
         self.validate_task(task)
         path = task.module_path
@@ -108,17 +114,34 @@ class PQBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
-        queue = Queue(task.queue_name, connection=self.connection)
-        timeout, result_ttl = self.options.get("timeout"), self.options.get("result_ttl")
-        call = (path, result.args, result.kwargs, timeout, result_ttl)
-        if SUPPORTS_PRIORITY:
-            job = queue._enqueue(*call, None, priority=task.priority, at=task.run_after)
-        elif task.run_after is not None:
-            job = queue.schedule_call(task.run_after, *call)
+        options: dict[str, Any] = {
+            "timeout": self.options.get("timeout"),
+            "result_ttl": self.options.get("result_ttl"),
+            "priority": task.priority,
+        }
+        if task.run_after is None:
+            queue = Queue(task.queue_name, connection=self.connection)
+            job = queue.enqueue_call(
+                path, result.args, result.kwargs, retry=self._retry(), **options
+            )
+            job_id, enqueued_at = job.pk, job.enqueued_at
         else:
-            job = queue.enqueue_call(*call)
-        object.__setattr__(result, "id", str(job.pk))
-        object.__setattr__(result, "enqueued_at", job.enqueued_at or timezone.now())
+            # Queue._enqueue(at=...) passes the time on for a flow's job only, and
+            # schedule_call takes no priority: a scheduled job with both, as pq_enqueue makes.
+            with connections[self.connection].cursor() as cursor:
+                row = sql.enqueue_job(
+                    cursor,
+                    task.queue_name,
+                    path,
+                    to_json(result.args),
+                    to_json(result.kwargs),
+                    scheduled_for=task.run_after,
+                    **options,
+                    **retry_options(self._retry()),
+                )
+            job_id, enqueued_at = row["id"], row["enqueued_at"]
+        object.__setattr__(result, "id", str(job_id))
+        object.__setattr__(result, "enqueued_at", enqueued_at)
         task_enqueued.send(type(self), task_result=result)
         return result
 
@@ -166,6 +189,16 @@ class PQBackend(BaseTaskBackend):
                     id="pq.tasks.E002",
                 )
             )
+        try:
+            self._retry()
+        except (TypeError, ValueError) as exc:
+            errors.append(
+                checks.Error(
+                    f"{where}['OPTIONS']['retry'] is not a pq Retry's arguments: {exc}",
+                    hint='Give them as a dict, e.g. {"max": 3, "interval": [10, 60]}.',
+                    id="pq.tasks.E005",
+                )
+            )
         if self.connection not in connections.settings:
             errors.append(
                 checks.Error(
@@ -189,11 +222,9 @@ class PQBackend(BaseTaskBackend):
 def task_result(job: Job, task: Task, status: Any = None) -> TaskResult:
     """Return the TaskResult of ``job``, which runs ``task`` (its status unless ``status``)."""
     status = status or _STATUS[job.status]
-    changes: dict[str, Any] = {"queue_name": job.origin}
+    changes: dict[str, Any] = {"queue_name": job.origin, "priority": job.priority}
     if job.scheduled_for is not None and job.status == "scheduled":
         changes["run_after"] = job.scheduled_for
-    if SUPPORTS_PRIORITY:
-        changes["priority"] = job.priority
     finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
     try:
         task = task.using(**changes)
@@ -204,7 +235,7 @@ def task_result(job: Job, task: Task, status: Any = None) -> TaskResult:
         id=str(job.pk),
         status=status,
         enqueued_at=job.enqueued_at,
-        started_at=job.started_at,
+        started_at=_first_start(job),
         finished_at=job.ended_at if finished else None,
         last_attempted_at=job.started_at,
         args=job.args or [],
@@ -263,10 +294,18 @@ def _end(result: TaskResult, status: Any) -> None:
     object.__setattr__(result, "finished_at", timezone.now())
 
 
+def _first_start(job: Job) -> Any:
+    """When the job's first attempt started: its first recorded error says, else started_at."""
+    for entry in job.errors or []:
+        started = entry.get("started_at")
+        return parse_datetime(started) if isinstance(started, str) else job.started_at
+    return job.started_at
+
+
 def _errors(job: Job) -> list[TaskError]:
     """One TaskError per failed attempt: from ``job.errors`` where pq records them, else from
     the failed job's traceback."""
-    texts = [str(entry.get("exc_info") or "") for entry in getattr(job, "errors", None) or []]
+    texts = [str(entry.get("exc_info") or "") for entry in job.errors or []]
     if not texts and job.status == "failed":
         texts = [job.exc_info or ""]
     return [TaskError(exception_class_path=_exception_path(t), traceback=t) for t in texts]
@@ -299,9 +338,6 @@ def _exception_path(traceback_text: str) -> str:
 
 def _worker_ids(job: Job) -> list[str]:
     """The workers of the job's attempts, one per attempt (TaskContext.attempt counts them)."""
-    attempts = getattr(job, "attempts", None)
-    if attempts is None:  # pq without attempt counts: one attempt, by the job's worker
-        return [job.worker] if job.worker else []
-    ids = [str(entry.get("worker") or "") for entry in getattr(job, "errors", None) or []]
-    ids += [job.worker or ""] * (attempts - len(ids))
-    return ids[:attempts]
+    ids = [str(entry.get("worker") or "") for entry in job.errors or []]
+    ids += [job.worker or ""] * (job.attempts - len(ids))
+    return ids[: job.attempts]

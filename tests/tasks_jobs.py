@@ -75,6 +75,21 @@ def nap(seconds: float) -> None:
     time.sleep(seconds)
 
 
+@task(takes_context=True)
+def flaky(context: TaskContext, fail_until: int) -> int:
+    """Fail the attempts before ``fail_until``; return the attempt that succeeded."""
+    if context.attempt < fail_until:
+        raise TaskBoom(f"attempt {context.attempt}")
+    return context.attempt
+
+
+@task
+def note(path: str, label: str) -> None:
+    """Append ``label`` to the file ``path``: the order tasks ran in."""
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(label + "\n")
+
+
 @task(queue_name="emails")
 def send_mail(to: str) -> str:
     return f"sent to {to}"

@@ -313,15 +313,78 @@ def test_run_after_makes_a_scheduled_job() -> None:
     assert framework.default_task_backend.get_result(result.id).status == READY
 
 
-def test_priority_as_far_as_pq_supports_it() -> None:
-    backend = framework.default_task_backend
-    if not backend.supports_priority:
-        with pytest.raises(InvalidTask, match="priority"):
-            tasks_jobs.add.using(priority=5)
-        return
-    urgent = tasks_jobs.add.using(priority=5).enqueue(1, 1)
-    assert Job.objects.get(pk=int(urgent.id)).priority == 5
-    assert backend.get_result(urgent.id).task.priority == 5
+def test_priority_orders_the_tasks_of_a_queue(tmp_path: Path) -> None:
+    order = tmp_path / "order"
+    low = tasks_jobs.note.using(priority=-5).enqueue(str(order), "low")
+    tasks_jobs.note.enqueue(str(order), "normal")
+    urgent = tasks_jobs.note.using(priority=100).enqueue(str(order), "urgent")
+    assert Job.objects.get(pk=int(urgent.id)).priority == 100
+
+    work(fork=False)
+
+    assert order.read_text().split() == ["urgent", "normal", "low"]
+    assert framework.default_task_backend.get_result(urgent.id).task.priority == 100
+    assert framework.default_task_backend.get_result(low.id).task.priority == -5
+    with pytest.raises(InvalidTask, match="priority"):
+        tasks_jobs.note.using(priority=101)
+
+
+def test_a_deferred_task_keeps_its_priority() -> None:
+    later = timezone.now() + timedelta(hours=1)
+    result = tasks_jobs.add.using(run_after=later, priority=7).enqueue(1, 2)
+    job = Job.objects.get(pk=int(result.id))
+    assert (job.status, job.scheduled_for, job.priority) == (JobStatus.SCHEDULED, later, 7)
+    assert result.enqueued_at == job.enqueued_at
+
+
+def with_retry(**retry: Any) -> Any:
+    """The test settings with the default backend retrying failed tasks."""
+    backend = {**settings.TASKS["default"], "OPTIONS": {"retry": retry}}
+    return override_settings(TASKS={**settings.TASKS, "default": backend})
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forking", "simple"])
+def test_each_failed_attempt_is_an_error_and_the_context_counts_attempts(fork: bool) -> None:
+    with with_retry(max=3, interval=0):
+        result = tasks_jobs.flaky.enqueue(fail_until=3)
+        assert Job.objects.get(pk=int(result.id)).max_retries == 3
+        worker = work(fork=fork)  # a retry due at once runs in the same burst
+        result.refresh()
+
+    assert result.status == SUCCESSFUL
+    assert result.return_value == 3
+    assert result.attempts == 3
+    assert result.worker_ids == [worker.name] * 3
+    assert [error.exception_class for error in result.errors] == [tasks_jobs.TaskBoom] * 2
+    assert "attempt 1" in result.errors[0].traceback
+    assert "attempt 2" in result.errors[1].traceback
+    assert result.started_at < result.last_attempted_at <= result.finished_at
+
+
+def test_a_failed_attempt_with_retries_left_is_ready_again() -> None:
+    with with_retry(max=1, interval=3600):
+        result = tasks_jobs.flaky.enqueue(fail_until=5)
+        work()
+        result.refresh()
+    assert result.status == READY
+    assert Job.objects.get(pk=int(result.id)).status == JobStatus.SCHEDULED
+    [error] = result.errors
+    assert error.exception_class is tasks_jobs.TaskBoom
+    assert result.attempts == 1
+    with pytest.raises(ValueError, match="not finished"):
+        _ = result.return_value
+
+
+def test_a_task_out_of_retries_is_failed_with_every_attempts_error() -> None:
+    with with_retry(max=1, interval=0):
+        result = tasks_jobs.flaky.enqueue(fail_until=5)
+        work()
+        result.refresh()
+    assert result.status == FAILED
+    assert [error.traceback.strip().splitlines()[-1] for error in result.errors] == [
+        "tests.tasks_jobs.TaskBoom: attempt 1",
+        "tests.tasks_jobs.TaskBoom: attempt 2",
+    ]
 
 
 def test_enqueue_is_part_of_the_callers_transaction() -> None:
@@ -373,6 +436,8 @@ def test_check_reports_bad_options_and_connections() -> None:
     found = PQBackend("x", {"OPTIONS": {"connection": "nope", "bogus": 1}}).check()
     assert [message.id for message in found] == ["pq.tasks.E002", "pq.tasks.E003"]
     assert "bogus" in found[0].msg and "'nope'" in found[1].msg
+    [bad_retry] = PQBackend("z", {"OPTIONS": {"retry": {"max": -1}}}).check()
+    assert bad_retry.id == "pq.tasks.E005" and "max" in bad_retry.msg
     assert PQBackend("y", {"OPTIONS": {"connection": "other"}}).check() == []
 
 
