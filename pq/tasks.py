@@ -296,10 +296,8 @@ def _end(result: TaskResult, status: Any) -> None:
 
 def _first_start(job: Job) -> Any:
     """When the job's first attempt started: its first recorded error says, else started_at."""
-    for entry in job.errors or []:
-        started = entry.get("started_at")
-        return parse_datetime(started) if isinstance(started, str) else job.started_at
-    return job.started_at
+    started = (job.errors or [{}])[0].get("started_at")
+    return (parse_datetime(started) if isinstance(started, str) else None) or job.started_at
 
 
 def _errors(job: Job) -> list[TaskError]:
