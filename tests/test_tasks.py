@@ -68,7 +68,7 @@ def signal_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def received() -> Iterator[list[tuple[str, Any, Any, bool]]]:
-    """The task signals sent in this process: (signal, sender, TaskResult copy, handling)."""
+    """The task signals sent in this process: (signal, sender, status, handling an error)."""
     seen: list[tuple[str, Any, Any, bool]] = []
 
     def record(name: str) -> Any:
