@@ -146,8 +146,8 @@ class Queue:
         flow_id: int | None = None,
         at: datetime | None = None,
     ) -> Job:
-        """Enqueue one job; with ``flow_id``, as the next job of that flow being built (see
-        :class:`pq.flow.Flow`), not to run before ``at``."""
+        """Enqueue one job, not to run before ``at`` (a one-off scheduled job); with
+        ``flow_id``, as the next job of that flow being built (see :class:`pq.flow.Flow`)."""
         path, instance = callable_path(func)
         extra = {"priority": check_priority(priority), **retry_options(retry)}
         task_args = list(args or ())
@@ -172,6 +172,7 @@ class Queue:
             "result_ttl": result_ttl,
             "description": description,
             "instance": given["instance"],
+            "scheduled_for": at,
         }
         with connections[self.connection].cursor() as cursor:
             if flow_id is None:
@@ -180,13 +181,7 @@ class Queue:
                 )
             else:
                 row = sql.flow_enqueue_job(
-                    cursor,
-                    flow_id,
-                    path,
-                    given["args"],
-                    given["kwargs"],
-                    scheduled_for=at,
-                    **options,
+                    cursor, flow_id, path, given["args"], given["kwargs"], **options
                 )
         return Job.enqueued({**given, **row}, using=self.connection)
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 try:  # Django 6
+    import django.tasks.checks  # noqa: F401  (registers the framework's system checks)
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -34,6 +35,7 @@ try:  # Django 6
     from django.utils.json import normalize_json
 except ImportError:  # Django 5.2 with the backport
     try:
+        import django_tasks.checks  # noqa: F401
         from django_tasks.backends.base import BaseTaskBackend
         from django_tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
         from django_tasks.exceptions import InvalidTaskError as InvalidTask
@@ -87,10 +89,7 @@ class PQBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Enqueue ``task`` as a job of the queue ``task.queue_name``; a task with
         ``run_after`` becomes a job scheduled for then. Runs in the caller's transaction."""
-        from pq import sql
         from pq.queue import Queue
-        from pq.retry import retry_options
-        from pq.serialization import to_json
 
         self.validate_task(task)
         path = task.module_path
@@ -114,32 +113,19 @@ class PQBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
-        options: dict[str, Any] = {
-            "timeout": self.options.get("timeout"),
-            "result_ttl": self.options.get("result_ttl"),
-            "priority": task.priority,
-        }
-        if task.run_after is None:
-            queue = Queue(task.queue_name, connection=self.connection)
-            job = queue.enqueue_call(
-                path, result.args, result.kwargs, retry=self._retry(), **options
-            )
-            job_id, enqueued_at = job.pk, job.enqueued_at
-        else:
-            # Queue._enqueue(at=...) passes the time on for a flow's job only, and
-            # schedule_call takes no priority: a scheduled job with both, as pq_enqueue makes.
-            with connections[self.connection].cursor() as cursor:
-                row = sql.enqueue_job(
-                    cursor,
-                    task.queue_name,
-                    path,
-                    to_json(result.args),
-                    to_json(result.kwargs),
-                    scheduled_for=task.run_after,
-                    **options,
-                    **retry_options(self._retry()),
-                )
-            job_id, enqueued_at = row["id"], row["enqueued_at"]
+        queue = Queue(task.queue_name, connection=self.connection)
+        job = queue._enqueue(  # run_after: a job scheduled for then
+            path,
+            result.args,
+            result.kwargs,
+            self.options.get("timeout"),
+            self.options.get("result_ttl"),
+            None,
+            priority=task.priority,
+            retry=self._retry(),
+            at=task.run_after,
+        )
+        job_id, enqueued_at = job.pk, job.enqueued_at
         object.__setattr__(result, "id", str(job_id))
         object.__setattr__(result, "enqueued_at", enqueued_at)
         task_enqueued.send(type(self), task_result=result)
