@@ -35,12 +35,8 @@ class ScheduleAdmin(ReadOnConnection):
     fields = list_display + ("args", "kwargs", "next_job_id", "last_job_id")
     readonly_fields = fields
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # a view: unschedule instead
-        return actions
-
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A view: unschedule instead (delete_selected needs this permission).
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
