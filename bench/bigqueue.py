@@ -158,8 +158,15 @@ def _count() -> int:
 
 
 def _oldest_queued() -> int | None:
-    query = "SELECT min(id) FROM pq_job WHERE queue = %s AND status = 'queued'"
-    return _execute(query, [QUEUE])[0]
+    """The id of the next job to claim (all have priority 0), read from pq_job_queued's head:
+    min(id) cannot use that index's (queue, priority DESC, id) order and reads every queued
+    job of the queue, on each poll, taking the CPU the workers are being timed on."""
+    query = (
+        "SELECT id FROM pq_job WHERE queue = %s AND status = 'queued'"
+        " ORDER BY priority DESC, id LIMIT 1"
+    )
+    row = _execute(query, [QUEUE])
+    return row[0] if row else None
 
 
 def _sizes() -> Sizes:

@@ -174,3 +174,27 @@ def test_serial_makes_the_queue_serial_before_enqueueing(raw_conn: connection) -
     assert out.rstrip().endswith("on reports")
     assert select(raw_conn, "SELECT serial FROM pq_queue WHERE name = 'reports'") == [(True,)]
     assert select(raw_conn, "SELECT count(*) FROM pq_job WHERE queue = 'reports'") == [(2,)]
+
+
+def test_priority_and_retry(raw_conn: connection) -> None:
+    pqenqueue("tests.jobs.echo", "--priority=10", "--retry=3", "--retry-interval", "10", "30")
+    pqenqueue("tests.jobs.echo", "-p", "-5", "--retry=2")
+    assert select(
+        raw_conn, "SELECT priority, max_retries, retry_intervals FROM pq_job ORDER BY id"
+    ) == [(10, 3, [10, 30]), (-5, 2, [0])]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--priority=101"], "priority must be a whole number from -100 to 100"),
+        (["--retry=-1"], "Retry(max=...) must be a whole number, 0 or more, got -1"),
+        (["--retry=1", "--retry-interval", "-10"], "Retry(interval=...) must be seconds"),
+        (["--retry-interval", "10"], "--retry-interval needs --retry MAX"),
+    ],
+)
+def test_bad_priority_or_retry_is_refused(raw_conn: connection, args: list, message: str) -> None:
+    with pytest.raises(CommandError) as info:
+        pqenqueue("tests.jobs.echo", *args)
+    assert message in str(info.value)
+    assert select(raw_conn, "SELECT count(*) FROM pq_job") == [(0,)]
