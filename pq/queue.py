@@ -213,6 +213,8 @@ class Queue:
         *,
         description: str | None = None,
         name: str | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> Job:
         """Schedule ``func(*args, **kwargs)`` at ``at``; return the Job of its first run.
 
@@ -226,7 +228,8 @@ class Queue:
         the first run (moved into the window and weekdays) and runs outside them are skipped.
         The window, the weekdays and the interval's days are read in Django's current time
         zone. ``name`` makes a repeating job a named schedule (created or replaced;
-        :meth:`unschedule`). Each run is its own job; the next run is planned in SQL when a
+        :meth:`unschedule`). ``priority`` and ``retry`` are as for :meth:`enqueue_call`, for
+        every run. Each run is its own job; the next run is planned in SQL when a
         worker claims this one. Calls ``_pq_schedule_job``, in the caller's transaction.
         Raises ValueError (or pq's InvalidArgument) naming a bad option; nothing is stored.
         """
@@ -237,6 +240,7 @@ class Queue:
             )
         path, instance = callable_path(func)
         plan = scheduling.plan(at, repeat, interval, between, weekdays)
+        options = {"priority": check_priority(priority), **retry_options(retry)}
         with connections[self.connection].cursor() as cursor:
             job_id = sql.schedule_job(
                 cursor,
@@ -257,6 +261,7 @@ class Queue:
                 description=description,
                 instance=None if instance is None else pickle.dumps(instance),
                 name=name,
+                **options,
             )
         return Job.objects.using(self.connection).get(pk=job_id)
 
@@ -272,18 +277,22 @@ class Queue:
         timeout: int | None = None,
         result_ttl: int | None = None,
         description: str | None = None,
+        priority: int = 0,
+        retry: Retry | None = None,
     ) -> Job:
         """Run ``func`` on this queue at each tick of the cron expression ``schedule``.
 
         Creates or replaces the named schedule ``name`` (default: the function's dotted
         path, so calling this again at each deploy replaces rather than adds) with
         ``pq_schedule_cron``; the fields are read in ``time_zone`` (default: Django's current
-        time zone). Returns the Job of the next tick. Raises pq's InvalidArgument naming a
+        time zone). ``priority`` and ``retry`` are as for :meth:`enqueue_call`, for every
+        tick. Returns the Job of the next tick. Raises pq's InvalidArgument naming a
         bad field, zone or argument; nothing is stored then.
         """
         path, instance = callable_path(func)
         if instance is not None:
             raise ValueError(f"cron cannot run the instance method {path}; schedule a function")
+        options = {"priority": check_priority(priority), **retry_options(retry)}
         with connections[self.connection].cursor() as cursor:
             job_id = sql.schedule_cron(
                 cursor,
@@ -297,6 +306,7 @@ class Queue:
                 timeout=timeout if timeout is not None else self.timeout,
                 result_ttl=result_ttl,
                 description=description,
+                **options,
             )
         return Job.objects.using(self.connection).get(pk=job_id)
 

@@ -21,7 +21,7 @@ from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 Row = dict[str, Any]
 # The version of the SQL this module calls: pq_version() of the latest SQL migration. A
 # migration that changes the SQL bumps both.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -231,6 +231,9 @@ def schedule_job(
     description: str | None = None,
     instance: bytes | None = None,
     name: str | None = None,
+    priority: int = 0,
+    max_retries: int = 0,
+    retry_intervals: list[int] | None = None,
 ) -> int:
     """Schedule a job with ``_pq_schedule_job``; return its id.
 
@@ -238,7 +241,7 @@ def schedule_job(
     """
     cursor.execute(
         "SELECT id FROM _pq_schedule_job(%s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s::interval,"
-        " %s::time, %s::time, %s::integer[], %s, %s, %s, %s, %s, %s)",
+        " %s::time, %s::time, %s::integer[], %s, %s, %s, %s, %s, %s, %s, %s, %s::integer[])",
         [
             queue,
             func,
@@ -257,6 +260,9 @@ def schedule_job(
             description,
             instance,
             name,
+            priority,
+            max_retries,
+            retry_intervals,
         ],
     )
     return int(cursor.fetchone()[0])
@@ -276,11 +282,15 @@ def schedule_cron(
     timeout: int | None = None,
     result_ttl: int | None = None,
     description: str | None = None,
+    priority: int = 0,
+    max_retries: int = 0,
+    retry_intervals: list[int] | None = None,
 ) -> int:
     """Create or replace the cron schedule ``name`` with ``pq_schedule_cron``; return the id
     of its next tick's job."""
     cursor.execute(
-        "SELECT pq_schedule_cron(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)",
+        "SELECT pq_schedule_cron(%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s,"
+        " %s::integer[])",
         [
             name,
             schedule,
@@ -292,6 +302,9 @@ def schedule_cron(
             timeout,
             result_ttl,
             description,
+            priority,
+            max_retries,
+            retry_intervals,
         ],
     )
     return int(cursor.fetchone()[0])

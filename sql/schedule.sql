@@ -320,11 +320,13 @@ BEGIN
     INSERT INTO pq_job AS j (queue, origin, status, func, args, kwargs, instance, description,
                              timeout, result_ttl, scheduled_for, repeat, repeat_until,
                              repeat_interval, between_start, between_end, weekdays, time_zone,
-                             repeat_from, cron, schedule_name)
+                             repeat_from, cron, schedule_name, priority, max_retries,
+                             retry_intervals)
     VALUES (job.queue, job.queue, 'scheduled', job.func, job.args, job.kwargs, job.instance,
             job.description, job.timeout, job.result_ttl, job.scheduled_for, job.repeat,
             job.repeat_until, job.repeat_interval, job.between_start, job.between_end,
-            job.weekdays, job.time_zone, job.repeat_from, job.cron, job.schedule_name)
+            job.weekdays, job.time_zone, job.repeat_from, job.cron, job.schedule_name,
+            coalesce(job.priority, 0), coalesce(job.max_retries, 0), job.retry_intervals)
     ON CONFLICT (schedule_name) WHERE status = 'scheduled' AND repeat <> 0 AND schedule_name IS NOT NULL
     DO UPDATE SET queue = EXCLUDED.queue, origin = EXCLUDED.origin, func = EXCLUDED.func,
                   args = EXCLUDED.args, kwargs = EXCLUDED.kwargs, instance = EXCLUDED.instance,
@@ -334,15 +336,18 @@ BEGIN
                   repeat_interval = EXCLUDED.repeat_interval, between_start = EXCLUDED.between_start,
                   between_end = EXCLUDED.between_end, weekdays = EXCLUDED.weekdays,
                   time_zone = EXCLUDED.time_zone, repeat_from = EXCLUDED.repeat_from,
-                  cron = EXCLUDED.cron, enqueued_at = now()
+                  cron = EXCLUDED.cron, priority = EXCLUDED.priority,
+                  max_retries = EXCLUDED.max_retries, retry_intervals = EXCLUDED.retry_intervals,
+                  enqueued_at = now()
      WHERE (j.queue, j.func, j.args, j.kwargs, j.instance, j.description, j.timeout, j.result_ttl,
             j.repeat, j.repeat_until, j.repeat_interval, j.between_start, j.between_end,
-            j.weekdays, j.time_zone, j.cron)
+            j.weekdays, j.time_zone, j.cron, j.priority, j.max_retries, j.retry_intervals)
            IS DISTINCT FROM
            (EXCLUDED.queue, EXCLUDED.func, EXCLUDED.args, EXCLUDED.kwargs, EXCLUDED.instance,
             EXCLUDED.description, EXCLUDED.timeout, EXCLUDED.result_ttl, EXCLUDED.repeat,
             EXCLUDED.repeat_until, EXCLUDED.repeat_interval, EXCLUDED.between_start,
-            EXCLUDED.between_end, EXCLUDED.weekdays, EXCLUDED.time_zone, EXCLUDED.cron)
+            EXCLUDED.between_end, EXCLUDED.weekdays, EXCLUDED.time_zone, EXCLUDED.cron,
+            EXCLUDED.priority, EXCLUDED.max_retries, EXCLUDED.retry_intervals)
     RETURNING * INTO v_job;
     IF v_job.id IS NOT NULL AND job.schedule_name IS NOT NULL THEN
         -- A new or changed definition replaces the old one's other pending runs too (its last
@@ -360,7 +365,8 @@ $$;
 
 -- pq_schedule(queue_name, func, args, kwargs, scheduled_for, repeat, repeat_until,
 -- repeat_interval, between_start, between_end, weekdays, time_zone, timeout, result_ttl,
--- description, instance, name): add a 'scheduled' job and return its id. It first runs at
+-- description, instance, name, priority, max_retries, retry_intervals): add a 'scheduled'
+-- job and return its id. It first runs at
 -- scheduled_for (default now()), moved into the window and weekdays if outside them; with
 -- repeat (-1: for ever; N: N more runs, N + 1 in all) or repeat_until, it runs again on
 -- the grid of repeat_interval (default '1 day' with a window or weekdays) from that first
@@ -370,7 +376,9 @@ $$;
 -- window (between_start to between_end, crossing midnight when start > end), weekdays (0 =
 -- Monday) and the interval's days and months are wall-clock rules in time_zone (NULL: the
 -- session's TimeZone). func, args, kwargs, timeout, result_ttl, description and instance
--- are as for pq_enqueue, with its limits. Bad input raises PQ001 naming it; nothing is stored.
+-- are as for pq_enqueue, with its limits; so are priority, max_retries and retry_intervals
+-- (since migration 0009), which every run of the schedule takes. Bad input raises PQ001
+-- naming it; nothing is stored.
 -- _pq_schedule_job(...), same arguments: the same, returning the new row (what Python uses).
 -- Locks: none beyond the inserted row. Notifies: pq_jobs with the queue name (trigger on
 -- pq_job), so that workers plan their sleep with the new due time.
@@ -392,7 +400,10 @@ CREATE FUNCTION _pq_schedule_job(
     result_ttl integer DEFAULT NULL,
     description text DEFAULT NULL,
     instance bytea DEFAULT NULL,
-    name text DEFAULT NULL
+    name text DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS pq_job
 LANGUAGE plpgsql SECURITY DEFINER AS $$
@@ -413,6 +424,7 @@ BEGIN
     END IF;
     PERFORM _pq_check_enqueue('pq_schedule', queue_name, timeout, result_ttl, description, scheduled_for);
     PERFORM _pq_check_call('pq_schedule', func, args, kwargs, instance);
+    PERFORM _pq_check_retry('pq_schedule', priority, max_retries, retry_intervals);
     PERFORM _pq_check_schedule('pq_schedule', scheduled_for, repeat, repeat_until, v_interval,
                                between_start, between_end, weekdays, v_zone);
     IF weekdays IS NOT NULL THEN
@@ -459,11 +471,15 @@ BEGIN
     v_job.time_zone := v_zone;
     v_job.repeat_from := CASE WHEN v_interval IS NOT NULL THEN v_origin END;
     v_job.schedule_name := name;
+    v_job.priority := priority;
+    v_job.max_retries := max_retries;
+    v_job.retry_intervals := retry_intervals;
     RETURN _pq_put_schedule(v_job);
 END;
 $$;
 COMMENT ON FUNCTION _pq_schedule_job(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
-                                     time, time, integer[], text, integer, integer, text, bytea, text) IS
+                                     time, time, integer[], text, integer, integer, text, bytea, text,
+                                     integer, integer, integer[]) IS
     'Schedule a django-pq job as pq_schedule does, returning the new pq_job row.';
 
 CREATE FUNCTION pq_schedule(
@@ -483,21 +499,26 @@ CREATE FUNCTION pq_schedule(
     result_ttl integer DEFAULT NULL,
     description text DEFAULT NULL,
     instance bytea DEFAULT NULL,
-    name text DEFAULT NULL
+    name text DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS bigint
 LANGUAGE sql SECURITY DEFINER AS $$
     SELECT (_pq_schedule_job(queue_name, func, args, kwargs, scheduled_for, repeat, repeat_until,
                              repeat_interval, between_start, between_end, weekdays, time_zone,
-                             timeout, result_ttl, description, instance, name)).id;
+                             timeout, result_ttl, description, instance, name, priority,
+                             max_retries, retry_intervals)).id;
 $$;
 COMMENT ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
-                                time, time, integer[], text, integer, integer, text, bytea, text) IS
+                                time, time, integer[], text, integer, integer, text, bytea, text,
+                                integer, integer, integer[]) IS
     'Schedule a django-pq job: first run at scheduled_for, repeating (repeat -1/N or repeat_until) every repeat_interval within a daily window and weekdays, in time_zone; returns the job id.';
 
 -- pq_schedule_cron(name, schedule, func, args, kwargs, queue_name, time_zone, timeout,
--- result_ttl, description): create or replace the named cron schedule (pg_cron style) and
--- return the id of the job of its next tick. schedule is a five-field cron expression read
+-- result_ttl, description, priority, max_retries, retry_intervals): create or replace the
+-- named cron schedule (pg_cron style) and return the id of the job of its next tick. schedule is a five-field cron expression read
 -- in time_zone (see pq_cron_next). Each tick is one job: the next tick's job is inserted
 -- when a worker claims the current one, and a unique index on (schedule_name,
 -- scheduled_for) makes that one job per tick whatever the number of workers. Ticks missed
@@ -516,7 +537,10 @@ CREATE FUNCTION pq_schedule_cron(
     time_zone text DEFAULT 'UTC',
     timeout integer DEFAULT NULL,
     result_ttl integer DEFAULT NULL,
-    description text DEFAULT NULL
+    description text DEFAULT NULL,
+    priority integer DEFAULT 0,
+    max_retries integer DEFAULT 0,
+    retry_intervals integer[] DEFAULT NULL
 )
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER AS $$
@@ -525,6 +549,7 @@ DECLARE
 BEGIN
     PERFORM _pq_check_enqueue('pq_schedule_cron', queue_name, timeout, result_ttl, description);
     PERFORM _pq_check_call('pq_schedule_cron', func, args, kwargs);
+    PERFORM _pq_check_retry('pq_schedule_cron', priority, max_retries, retry_intervals);
     PERFORM _pq_check_time_zone('pq_schedule_cron', time_zone);
     PERFORM _pq_check_cron('pq_schedule_cron', schedule);
     PERFORM _pq_check_schedule_name('pq_schedule_cron', name);
@@ -541,10 +566,14 @@ BEGIN
     v_job.cron := schedule;
     v_job.time_zone := time_zone;
     v_job.schedule_name := name;
+    v_job.priority := priority;
+    v_job.max_retries := max_retries;
+    v_job.retry_intervals := retry_intervals;
     RETURN (_pq_put_schedule(v_job)).id;
 END;
 $$;
-COMMENT ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text) IS
+COMMENT ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text,
+                                     integer, integer, integer[]) IS
     'Create or replace a named django-pq cron schedule (five-field cron expression in a time zone); returns the job id of its next tick.';
 
 -- pq_unschedule(name): remove the named schedule: its pending runs (the one carrying the

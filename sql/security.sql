@@ -26,10 +26,12 @@
 --   A scheduler (SQL or Django; pq_schedule and pq_schedule_cron are SECURITY DEFINER too):
 --     GRANT EXECUTE ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer,
 --                                           timestamptz, interval, time, time, integer[], text,
---                                           integer, integer, text, bytea, text),
+--                                           integer, integer, text, bytea, text, integer,
+--                                           integer, integer[]),
 --                               _pq_schedule_job(same arguments),  -- for Django's Queue.schedule
 --                               pq_schedule_cron(text, text, text, jsonb, jsonb, text, text,
---                                                integer, integer, text),
+--                                                integer, integer, text, integer, integer,
+--                                                integer[]),
 --                               pq_unschedule(text)
 --         TO my_scheduler;
 --   A flow builder (SQL or Django's Flow; pq_flow_create, pq_flow_enqueue and pq_flow_start
@@ -52,10 +54,13 @@ REVOKE ALL ON FUNCTION pq_enqueue_many(text, text[], jsonb[], jsonb[], integer, 
 REVOKE ALL ON FUNCTION _pq_enqueue_job(text, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,
                                        integer, integer, integer[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_schedule(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
-                                   time, time, integer[], text, integer, integer, text, bytea, text) FROM PUBLIC;
+                                   time, time, integer[], text, integer, integer, text, bytea, text,
+                                   integer, integer, integer[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _pq_schedule_job(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,
-                                        time, time, integer[], text, integer, integer, text, bytea, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text) FROM PUBLIC;
+                                        time, time, integer[], text, integer, integer, text, bytea, text,
+                                        integer, integer, integer[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text,
+                                        integer, integer, integer[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_unschedule(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_flow_create(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pq_flow_enqueue(bigint, text, jsonb, jsonb, integer, integer, text, timestamptz, bytea,

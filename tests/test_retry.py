@@ -171,3 +171,23 @@ def test_an_exception_handler_can_stop_the_retries() -> None:
     for failed in (raising, timing_out):  # handled in the horse, and in the worker
         failed.refresh_from_db()
         assert (failed.status, failed.attempts, len(failed.errors)) == ("failed", 2, 2)
+
+
+def test_scheduled_and_cron_jobs_take_priorities_and_retries() -> None:
+    from django.utils import timezone
+
+    q = Queue()
+    run = q.schedule_call(timezone.now(), jobs.div_by_zero, priority=-20, retry=Retry(max=1))
+    tick = q.cron("0 3 * * *", jobs.say_hello, priority=30, retry=Retry(max=2, interval=[5, 9]))
+    assert (tick.priority, tick.max_retries, tick.retry_intervals) == (30, 2, [5, 9])
+    assert (run.priority, run.max_retries) == (-20, 1)
+
+    Worker(q).work(burst=True)  # the retry runs at once (no interval)
+
+    run.refresh_from_db()
+    assert (run.status, run.attempts, len(run.errors)) == ("failed", 2, 2)
+    with pytest.raises(ValueError, match=r"^priority must be a whole number"):
+        q.schedule_call(timezone.now(), jobs.say_hello, priority=500)
+    with pytest.raises(TypeError, match=r"^retry must be a pq.Retry"):
+        q.cron("0 3 * * *", jobs.say_hello, name="other", retry=1)  # type: ignore[arg-type]
+    assert Job.objects.count() == 2

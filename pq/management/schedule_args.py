@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from pq import scheduling
+from pq.management.options import priority_and_retry
 from pq.serialization import import_callable
 
 # Options of one form only: (dest, as written), to refuse them with the other forms.
@@ -31,6 +32,9 @@ JOB_OPTIONS = (
     ("serial", "--serial"),
     ("timeout", "--timeout"),
     ("result_ttl", "--result-ttl"),
+    ("priority", "--priority"),
+    ("retry", "--retry"),
+    ("retry_interval", "--retry-interval"),
     ("time_zone", "--time-zone"),
     ("name", "--name"),
 )
@@ -155,7 +159,8 @@ def zone(name: str | None) -> tzinfo | None:
 
 
 def _job_options(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: options[key] for key in ("name", "timeout", "result_ttl")}
+    given = {key: options[key] for key in ("name", "timeout", "result_ttl")}
+    return {**given, **priority_and_retry(options)}
 
 
 def _is_now(text: str) -> bool:

@@ -280,6 +280,28 @@ def test_job_options(raw_conn: connection) -> None:
     assert f"Scheduled job {job['id']} say_hello('Bob') on mail for" in out
 
 
+def test_priority_and_retry_at_a_time_and_on_cron(raw_conn: connection) -> None:
+    pqschedule("now", FUNC, "--priority=20", "--retry=2", "--retry-interval", "5", "60")
+    pqschedule("--cron", "0 3 * * *", FUNC, "--name=nightly", "-p", "-1", "--retry=1")
+    assert select(
+        raw_conn, "SELECT cron, priority, max_retries, retry_intervals FROM pq_job ORDER BY id"
+    ) == [(None, 20, 2, [5, 60]), ("0 3 * * *", -1, 1, [0])]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--priority=200",), r"^pqschedule: priority must be a whole number from -100 to 100"),
+        (("--retry=-3",), r"^Retry\(max=...\) must be a whole number, 0 or more, got -3"),
+        (("--retry-interval", "9"), r"^--retry-interval needs --retry MAX"),
+    ],
+)
+def test_bad_priority_or_retry_is_refused(raw_conn: connection, args: tuple, message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        pqschedule("now", FUNC, *args)
+    assert job_count(raw_conn) == 0
+
+
 def test_another_connection() -> None:
     out = pqschedule("now", "tests.jobs.say_hello", "--connection=other")
     assert re.match(r"Scheduled job \d+ say_hello\(\) on default", out)
@@ -605,6 +627,7 @@ def test_unschedule_of_an_unknown_name_is_a_command_error(raw_conn: connection) 
         # list and unschedule
         (("--list", FUNC), r"--list takes no function or time, got 'tests.jobs.return_none'"),
         (("--list", "--queue=x"), r"--list takes no job options; drop --queue"),
+        (("--list", "--priority=1"), r"--list takes no job options; drop --priority"),
         (("--unschedule", "n", "--serial"), r"--unschedule takes no job options; drop --serial"),
         (("--list", "--unschedule", "n"), r"not allowed with argument"),
         (("--list", "--cron", "0 3 * * *"), r"not allowed with argument"),

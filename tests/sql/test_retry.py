@@ -19,6 +19,7 @@ from tests.sql.helpers import (
     notifications,
     raises_pq,
 )
+from tests.sql.test_schedule import schedule, schedule_cron
 
 CLAIMING_WORKERS = ("w1", "w2")
 
@@ -205,21 +206,59 @@ def test_a_retried_flow_job_keeps_the_flow_going(raw_conn: connection) -> None:
 def test_the_next_run_of_a_repeating_job_keeps_its_priority_and_retries(
     raw_conn: connection,
 ) -> None:
-    job_id = fetch_value(
+    job_id = schedule(
         raw_conn,
-        "SELECT pq_schedule('default', %s, scheduled_for => now() - interval '1 s',"
-        " repeat => -1, repeat_interval => interval '1 hour')",
-        (FUNC,),
+        scheduled_for=datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1),
+        repeat=-1,
+        repeat_interval="1 hour",
+        priority=7,
+        max_retries=2,
+        retry_intervals=[5],
     )
-    execute(
-        raw_conn,
-        "UPDATE pq_job SET priority = 7, max_retries = 2, retry_intervals = '{5}' WHERE id = %s",
-        (job_id,),
-    )
+    assert options_of(raw_conn, job_id) == (7, 2, [5])
     assert claim(raw_conn) == job_id
-    following = fetch_value(
-        raw_conn,
-        "SELECT priority || ' ' || max_retries || ' ' || retry_intervals::text"
-        " FROM pq_job WHERE status = 'scheduled'",
+    [following] = fetch_all(raw_conn, "SELECT id FROM pq_job WHERE status = 'scheduled'")
+    assert options_of(raw_conn, following[0]) == (7, 2, [5])
+
+
+def test_cron_ticks_take_the_priority_and_retries(raw_conn: connection) -> None:
+    tick = schedule_cron(raw_conn, "minutely", "* * * * *", priority=-3, max_retries=1)
+    assert options_of(raw_conn, tick) == (-3, 1, None)
+    execute(raw_conn, "UPDATE pq_job SET scheduled_for = now() - interval '1 second'")
+    assert claim(raw_conn) == tick
+    [following] = fetch_all(raw_conn, "SELECT id FROM pq_job WHERE status = 'scheduled'")
+    assert options_of(raw_conn, following[0]) == (-3, 1, None)
+
+
+def test_registering_a_schedule_with_other_options_replaces_its_pending_run(
+    raw_conn: connection,
+) -> None:
+    first = schedule_cron(raw_conn, "nightly", "0 3 * * *", priority=5)
+    assert schedule_cron(raw_conn, "nightly", "0 3 * * *", priority=5) == first  # unchanged
+    second = schedule_cron(raw_conn, "nightly", "0 3 * * *", priority=5, max_retries=3)
+    assert options_of(raw_conn, second) == (5, 3, None)
+    third = schedule(raw_conn, name="nightly", repeat=-1, repeat_interval="1 day", priority=9)
+    assert options_of(raw_conn, third) == (9, 0, None)
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 1
+
+
+def test_bad_schedule_priorities_and_retries_are_refused(raw_conn: connection) -> None:
+    with raises_pq("PQ001", r"^pq_schedule: priority must be from -100 to 100 .*, got -101$"):
+        schedule(raw_conn, priority=-101)
+    with raises_pq("PQ001", r"^pq_schedule: max_retries must be 0 or more, got -2$"):
+        schedule(raw_conn, max_retries=-2)
+    with raises_pq("PQ001", r"^pq_schedule_cron: retry_intervals must be seconds, 0 or more"):
+        schedule_cron(raw_conn, "nightly", "0 3 * * *", max_retries=1, retry_intervals=[-1])
+    with raises_pq("PQ001", r"^pq_schedule_cron: priority must be from -100 to 100"):
+        schedule_cron(raw_conn, "nightly", "0 3 * * *", priority=None)
+    assert fetch_value(raw_conn, "SELECT count(*) FROM pq_job") == 0
+
+
+def options_of(conn: connection, job_id: int) -> tuple[int, int, list[int] | None]:
+    return tuple(
+        fetch_all(
+            conn,
+            "SELECT priority, max_retries, retry_intervals FROM pq_job WHERE id = %s",
+            (job_id,),
+        )[0]
     )
-    assert following == "7 2 {5}"

@@ -55,6 +55,9 @@ SCHEDULE_TYPES = {
     "description": "text",
     "instance": "bytea",
     "name": "text",
+    "priority": "integer",
+    "max_retries": "integer",
+    "retry_intervals": "integer[]",
 }
 CRON_TYPES = {
     "args": "jsonb",
@@ -64,13 +67,18 @@ CRON_TYPES = {
     "timeout": "integer",
     "result_ttl": "integer",
     "description": "text",
+    "priority": "integer",
+    "max_retries": "integer",
+    "retry_intervals": "integer[]",
 }
 SCHEDULE_SIGNATURE = (
     "pq_schedule(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,"
-    " time, time, integer[], text, integer, integer, text, bytea, text)"
+    " time, time, integer[], text, integer, integer, text, bytea, text, integer, integer,"
+    " integer[])"
 )
 CRON_SIGNATURE = (
-    "pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text)"
+    "pq_schedule_cron(text, text, text, jsonb, jsonb, text, text, integer, integer, text,"
+    " integer, integer, integer[])"
 )
 UNSCHEDULE_SIGNATURE = "pq_unschedule(text)"
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -1135,7 +1143,8 @@ def test_a_role_without_execute_cannot_schedule(
     [
         SCHEDULE_SIGNATURE,
         "_pq_schedule_job(text, text, jsonb, jsonb, timestamptz, integer, timestamptz, interval,"
-        " time, time, integer[], text, integer, integer, text, bytea, text)",
+        " time, time, integer[], text, integer, integer, text, bytea, text, integer, integer,"
+        " integer[])",
         CRON_SIGNATURE,
         UNSCHEDULE_SIGNATURE,
     ],

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from pq.management.options import add_priority_and_retry, priority_and_retry
 from pq.queue import Queue, SerialQueue
-from pq.retry import Retry
 from pq.serialization import callable_path, import_callable
 
 
@@ -32,19 +32,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--result-ttl", type=int, help="seconds to keep the result (-1: forever)"
         )
-        parser.add_argument(
-            "--priority", "-p", type=int, default=0, help="-100 to 100, higher first (default 0)"
-        )
-        parser.add_argument(
-            "--retry", type=int, metavar="MAX", help="retry a failed run up to MAX times"
-        )
-        parser.add_argument(
-            "--retry-interval",
-            type=int,
-            nargs="+",
-            metavar="SECONDS",
-            help="seconds before each retry, e.g. 10 30 60 (the last repeats; default 0)",
-        )
+        add_priority_and_retry(parser)
         parser.add_argument("--connection", default="default", help="database alias")
         parser.add_argument("--sync", action="store_true", help="run the job here and now instead")
 
@@ -58,12 +46,8 @@ class Command(BaseCommand):
                 "would fail the job the same way: check the path, and that this project's "
                 "settings can import it"
             ) from exc
-        if options["retry_interval"] and options["retry"] is None:
-            raise CommandError("--retry-interval needs --retry MAX, the number of retries")
+        job_options = priority_and_retry(options)
         try:
-            retry = None
-            if options["retry"] is not None:
-                retry = Retry(max=options["retry"], interval=options["retry_interval"] or 0)
             queue_class = SerialQueue if options["serial"] else Queue
             queue = queue_class(
                 options["queue"], connection=options["connection"], is_async=not options["sync"]
@@ -73,8 +57,7 @@ class Command(BaseCommand):
                 args=options["job_args"],
                 timeout=options["timeout"],
                 result_ttl=options["result_ttl"],
-                priority=options["priority"],
-                retry=retry,
+                **job_options,
             )
         except (ValueError, TypeError, ImportError) as exc:
             raise CommandError(str(exc)) from exc

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from pq import sql
 from pq.management import schedule_args
-from pq.management.options import database_alias
+from pq.management.options import add_priority_and_retry, database_alias
 from pq.models import Job
 from pq.queue import Queue, SerialQueue, unschedule
 
@@ -125,6 +125,7 @@ class Command(BaseCommand):
         job.add_argument(
             "--result-ttl", type=int, help="seconds to keep each run's result (-1: forever)"
         )
+        add_priority_and_retry(job)
         job.add_argument(
             "--time-zone",
             metavar="ZONE",
