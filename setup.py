@@ -48,9 +48,11 @@ setup(
             "hypothesis",
             "croniter",
             "ruff",
-            # The RQ side of the benchmark's tests (redis-server itself comes from the OS).
+            # The RQ side of the benchmark's tests (redis-server itself comes from the OS);
+            # django-rq for its rqworker command (tests/test_bench_workers.py).
             "rq",
             "redis",
+            "django-rq",
             # The admin's end-to-end test drives Chromium (chromium, chromium-driver from the OS).
             "selenium",
             # Django Tasks on Django 5.2 (tests/test_tasks.py); Django 6 has django.tasks.
@@ -58,7 +60,8 @@ setup(
         ],
         # pq.tasks.PQBackend on Django 5.2: the django-tasks backport of django.tasks.
         "tasks": ["django-tasks>=0.12"],
-        "bench": ["rq", "redis", "matplotlib"],
+        # python -m bench: RQ as the rq worker script and as django-rq's manage.py rqworker.
+        "bench": ["rq", "redis", "django-rq", "matplotlib"],
     },
     classifiers=[
         "Framework :: Django",

@@ -5,8 +5,10 @@ then VACUUM its tables, as pgbench does before a run), fork the workers and wait
 are all registered, then start the clock, enqueue
 ``pq.utils.do_nothing(sleep_ms)`` jobs with ``result_ttl=0`` in bulk chunks while the workers
 consume them, and stop the clock when no job of the queue is left (waiting, or started).
-Workers are forked from this process; in them the ``pq``, ``rq.worker`` and ``rq.job``
-loggers are set to WARNING so that per-job log lines do not dominate what is measured.
+Workers are forked from this process (``python -m bench`` passes ``start`` to start them as
+their own commands instead: bench/workers.py); in them the ``pq``, ``rq.worker`` and
+``rq.job`` loggers are set to WARNING so that per-job log lines do not dominate what is
+measured.
 Workers are stopped with SIGTERM (a warm stop), killed only if they do not stop in time,
 and always reaped.
 """
@@ -23,6 +25,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +44,9 @@ PG_SETTINGS = (
 
 Progress = Callable[[int, int, float], None]
 """``progress(done, total, seconds)``: called about once a second while a run goes on."""
+Start = Callable[..., AbstractContextManager["Workers"]]
+"""Starts ``count`` workers and yields once all are registered: :func:`pq_workers`'s
+signature (for ``run_pq``) or :func:`rq_workers`'s (for ``run_rq``)."""
 
 
 @dataclass
@@ -57,10 +63,13 @@ class Result:
     enqueue_seconds: float = 0.0  # from the first enqueue to the last
     startup_seconds: float = 0.0  # forking the workers until all were registered
     failed: int = 0  # jobs that failed (they should not: the run is then suspect)
+    name: str | None = None  # the label, when the caller names its workers itself
 
     @property
     def label(self) -> str:
         """The backend and mode as the tables show them: ``pq simple batch=100``, ``rq Worker``."""
+        if self.name:
+            return self.name
         if self.backend == "rq":
             return "rq SimpleWorker" if self.mode == "simple" else "rq Worker"
         return f"pq {self.mode}" + (f" batch={self.batch}" if self.batch != 1 else "")
@@ -217,11 +226,15 @@ def run_pq(
     progress: Progress | None = None,
     chunk: int = 1000,
     poll_interval: float = 0.02,
+    start: Start | None = None,
+    name: str | None = None,
 ) -> Result:
     """Run django-pq workers over ``num_jobs`` ``do_nothing(sleep_ms)`` jobs; return the rate.
 
     ``fork``/``batch`` choose the worker mode (``Worker(fork=..., batch=...)``). Jobs are
-    enqueued ``chunk`` at a time with ``Queue.enqueue_many``.
+    enqueued ``chunk`` at a time with ``Queue.enqueue_many``. ``start`` starts the workers
+    (:func:`pq_workers`, forking them from this process, by default); ``name`` labels the
+    result.
     Raises ValueError for a mode this django-pq lacks and RuntimeError if a worker dies or
     the workers stop making progress.
     """
@@ -252,7 +265,7 @@ def run_pq(
         with connections[alias].cursor() as cursor:
             return count_unfinished(cursor, QUEUE)
 
-    with pq_workers(workers, fork=fork, batch=batch, alias=alias) as running:
+    with (start or pq_workers)(workers, fork=fork, batch=batch, alias=alias) as running:
         seconds, enqueue_seconds = _measure(
             num_jobs, enqueue, remaining, running, chunk, poll_interval, progress, sleep_ms
         )
@@ -269,6 +282,7 @@ def run_pq(
         enqueue_seconds=enqueue_seconds,
         startup_seconds=running.startup_seconds,
         failed=failed,
+        name=name,
     )
 
 
@@ -326,11 +340,14 @@ def run_rq(
     progress: Progress | None = None,
     chunk: int = 1000,
     poll_interval: float = 0.02,
+    start: Start | None = None,
+    name: str | None = None,
 ) -> Result:
     """Run RQ workers (``rq.Worker``, or ``rq.SimpleWorker`` when ``simple``) as :func:`run_pq`.
 
     Jobs are enqueued ``chunk`` at a time with ``Queue.enqueue_many`` (one pipeline); the
-    clock stops when the queue and its StartedJobRegistry are both empty.
+    clock stops when the queue and its StartedJobRegistry are both empty. ``start`` and
+    ``name`` as for :func:`run_pq` (:func:`rq_workers` by default).
     """
     client = redis_client(redis_url)
     import rq
@@ -349,7 +366,7 @@ def run_rq(
     def remaining() -> int:
         return queue.count + started.get_job_count(cleanup=False)
 
-    with rq_workers(workers, simple=simple, redis_url=redis_url) as running:
+    with (start or rq_workers)(workers, simple=simple, redis_url=redis_url) as running:
         seconds, enqueue_seconds = _measure(
             num_jobs, enqueue, remaining, running, chunk, poll_interval, progress, sleep_ms
         )
@@ -365,6 +382,7 @@ def run_rq(
         enqueue_seconds=enqueue_seconds,
         startup_seconds=running.startup_seconds,
         failed=failed,
+        name=name,
     )
 
 
