@@ -175,7 +175,7 @@ class Horse:
             if payload:
                 _write_all(report, perform(pickle.loads(payload), handlers).to_json())
 
-        pid, read_end, pidfd = _fork(run)
+        pid, read_end, pidfd = fork_horse(run)
         os.close(job_read)
         return cls(pid, read_end, pidfd, job_write)
 
@@ -197,7 +197,7 @@ class Horse:
         def run(report: int) -> None:
             _write_all(report, perform(job, handlers, func).to_json())
 
-        horse = cls(*_fork(run), job_pipe=-1)
+        horse = cls(*fork_horse(run), job_pipe=-1)
         horse.deadline = time.monotonic() + timeout
         horse.timeout = timeout
         return horse
@@ -339,7 +339,7 @@ class Horse:
             self.pidfd = None
 
 
-def _fork(run: Callable[[int], None]) -> tuple[int, int, int | None]:
+def fork_horse(run: Callable[[int], None]) -> tuple[int, int, int | None]:
     """Fork a horse that calls ``run(report_fd)`` and leaves with ``os._exit``.
 
     Django's connections are closed first: no connection may cross the fork. Returns the
@@ -368,7 +368,7 @@ def _own_group(pid: int) -> None:
     """Put the horse ``pid`` in its own process group, from the parent.
 
     The horse does the same (``setpgrp``); whichever runs first wins, so the group exists
-    once :func:`_fork` returns and a kill right after the fork reaches the horse. Refused
+    once :func:`fork_horse` returns and a kill right after the fork reaches the horse. Refused
     (ignored) when the horse exited already or made itself a session leader.
     """
     try:

@@ -33,6 +33,7 @@ from pq.identity import WorkerIdentity
 from pq.ledger import Ledger, log_notices
 from pq.models import Job, UndecodableJob
 from pq.queue import Queue
+from pq.reusable import ReusingExecutor
 from pq.worker_queues import WorkerQueues
 
 logger = logging.getLogger("pq")
@@ -43,6 +44,8 @@ class Worker:
 
     ``Worker(..., fork=False)`` is a :class:`SimpleWorker`, running jobs in its own process,
     which alone takes ``batch`` > 1 (jobs claimed, and their results stored, per database call).
+    ``horse_jobs`` > 1 (forking workers only) lets each forked horse run up to that many jobs,
+    one at a time, before it is replaced (see :mod:`pq.reusable`).
 
     ``queues`` are Queue objects or names on one database connection; with none, the worker
     serves every queue but ``failed`` (in name order, newly created queues included).
@@ -71,6 +74,7 @@ class Worker:
         default_result_ttl: int | None = None,
         fork: bool | None = None,
         batch: int = 1,
+        horse_jobs: int = 1,
     ) -> None:
         if fork is not None and fork != self.fork:
             raise ValueError(f"{type(self).__name__} takes fork={self.fork}, got fork={fork}")
@@ -80,6 +84,10 @@ class Worker:
             raise ValueError(
                 "batch > 1 needs fork=False: a forking worker runs one job per work horse"
             )
+        if type(horse_jobs) is not int or horse_jobs < 1:
+            raise ValueError(f"horse_jobs must be a whole number of at least 1, got {horse_jobs!r}")
+        if horse_jobs > 1 and not self.fork:
+            raise ValueError("horse_jobs > 1 needs a forking worker: fork=False runs no horse")
         self.queues = WorkerQueues(queues, connection)
         self.connection = self.queues.connection
         self.identity = WorkerIdentity(name)
@@ -100,9 +108,14 @@ class Worker:
             self.name, heartbeat_interval, self._cursor, self._register, self._stop.flag
         )
         self._ledger = Ledger(self.name)
-        self._executor = self.executor_class(
+        executor_args = (
             self.name, self._exc_handlers, self.default_job_timeout, self._duties, self._stop
-        )
+        )  # fmt: skip
+        if horse_jobs > 1:
+            self._executor: Executor = ReusingExecutor(*executor_args, horse_jobs=horse_jobs)
+        else:
+            self._executor = self.executor_class(*executor_args)
+        self.horse_jobs = horse_jobs
         self.jobs_done = 0
 
     @classmethod

@@ -236,3 +236,30 @@ def record_then_fail(path: str) -> None:
     finally:
         os.close(fd)
     raise RuntimeError("this scheduled run fails on purpose")
+
+
+_remembered: list[str] = []
+
+
+def remember(item: str) -> list[str]:
+    """Append ``item`` to a module global and return it: what a reused horse keeps between
+    jobs (a fresh horse per job returns ``[item]``)."""
+    _remembered.append(item)
+    return list(_remembered)
+
+
+class PicklesOnce:
+    """A value that pickles once: what unpickling it gives refuses to pickle again (a job
+    holding one cannot be handed to a horse over a pipe)."""
+
+    def __init__(self, unpickled: bool = False) -> None:
+        self.unpickled = unpickled
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.unpickled:
+            raise TypeError("PicklesOnce was pickled once already")
+        return (PicklesOnce, (True,))
+
+
+def type_names(*args: Any) -> list[str]:
+    return [type(arg).__name__ for arg in args]

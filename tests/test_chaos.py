@@ -48,8 +48,9 @@ def cluster() -> Iterator[TemporaryPostgres]:
 class Workers:
     """Forking worker subprocesses on the chaos cluster, started and killed by the test."""
 
-    def __init__(self, dsn: str, directory: Path) -> None:
+    def __init__(self, dsn: str, directory: Path, horse_jobs: int) -> None:
         self.env = {**worker_env(), "PQ_TEST_DATABASE_DSN": dsn}
+        self.horse_jobs = horse_jobs
         self.directory = directory
         self.processes: list[subprocess.Popen[bytes]] = []
         self.started = 0
@@ -61,7 +62,8 @@ class Workers:
             "import django\n"
             "django.setup()\n"
             "from pq.worker import Worker\n"
-            f"Worker([{QUEUE!r}], name={name!r}, heartbeat_interval={HEARTBEAT!r}).work()\n"
+            f"Worker([{QUEUE!r}], name={name!r}, heartbeat_interval={HEARTBEAT!r},"
+            f" horse_jobs={self.horse_jobs!r}).work()\n"
         )
         with open(self.directory / f"{name}.log", "wb") as log:
             self.processes.append(
@@ -154,12 +156,15 @@ def unfinished(dsn: str) -> int:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("horse_jobs", [1, 5], ids=["horse-per-job", "reused-horses"])
 def test_no_job_is_lost_stuck_or_run_twice_under_kills_and_restarts(
-    cluster: TemporaryPostgres, tmp_path: Path
+    cluster: TemporaryPostgres, tmp_path: Path, horse_jobs: int
 ) -> None:
+    """With a horse per job, and with horses reused for 5 jobs (a horse killed may be idle
+    between two jobs, or be handed a job as it dies)."""
     rng = random.Random(SEED)
     log_path = tmp_path / "starts.log"
-    workers = Workers(cluster.dsn, tmp_path)
+    workers = Workers(cluster.dsn, tmp_path, horse_jobs)
     enqueuer = Enqueuer(cluster.dsn, log_path, rng)
     kills = Counter[str]()
     restarts = [(0.35 * CHAOS_SECONDS, False), (0.7 * CHAOS_SECONDS, True)]
@@ -207,7 +212,8 @@ def test_no_job_is_lost_stuck_or_run_twice_under_kills_and_restarts(
         (exc or "").split(":", 1)[0] for status, exc in rows.values() if status == "failed"
     )
     report = (
-        f"chaos (seed {SEED}): {len(enqueuer.confirmed)} jobs, {dict(kills)}; "
+        f"chaos (seed {SEED}, horse_jobs={horse_jobs}): {len(enqueuer.confirmed)} jobs, "
+        f"{dict(kills)}; "
         f"finished {len(finished)}, failed {dict(reasons)}; "
         f"lost {len(lost)}, stuck {len(stuck)}, run twice {len(twice)}"
     )

@@ -1,5 +1,5 @@
 """manage.py pqworker [queue ...] [--burst] [--name] [--connection] [--sentry-dsn] [--terminate]
-[--concurrency N]"""
+[--concurrency N] [--simple [--batch N]] [--horse-jobs N]"""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ class Command(BaseCommand):
             help="with --simple: claim and store up to N jobs per database call (default 1)",
         )
         parser.add_argument(
+            "--horse-jobs",
+            type=int,
+            default=1,
+            metavar="N",
+            help="let each forked work horse run up to N jobs, one at a time, before it is "
+            "replaced (default 1: a fresh horse per job); a job sees what earlier jobs of its "
+            "horse left in the process",
+        )
+        parser.add_argument(
             "--concurrency",
             "-c",
             type=int,
@@ -69,6 +78,7 @@ class Command(BaseCommand):
                 connection=alias,
                 fork=not options["simple"],
                 batch=options["batch"],
+                horse_jobs=options["horse_jobs"],
             )
 
         try:
