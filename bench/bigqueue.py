@@ -47,7 +47,7 @@ def run(ctx: Context) -> None:
     _execute("VACUUM pq_job")
     sizes: dict[str, Sizes] = {"start (after VACUUM)": _sizes()}
 
-    small_seconds = _small_rounds(queue, rounds)
+    small_seconds = _small_rounds(ctx, queue, rounds)
     small_rate = rounds * ROUND_TIMED / small_seconds
     name = f"claim rate, {ROUND:,} queued (first {ROUND_TIMED} of each round)"
     _add(ctx, name, small_rate, "jobs/s", rounds * ROUND_TIMED, small_seconds)
@@ -98,10 +98,10 @@ def _enqueue(queue: Any, jobs: int) -> float:
     return time.perf_counter() - start
 
 
-def _small_rounds(queue: Any, rounds: int) -> float:
+def _small_rounds(ctx: Context, queue: Any, rounds: int) -> float:
     """Time the claiming of the first ROUND_TIMED jobs of ``rounds`` rounds of ROUND."""
     seconds = 0.0
-    with benchmark.pq_workers(WORKERS, fork=False, batch=BATCH, queue=QUEUE) as running:
+    with ctx.pq_workers()(WORKERS, fork=False, batch=BATCH, queue=QUEUE) as running:
         for _ in range(rounds):
             benchmark.enqueue_jobs(queue, ROUND)
             start = time.perf_counter()
@@ -122,7 +122,7 @@ def _drain(ctx: Context, big: int, first: int) -> tuple[float, float, Sizes]:
     """Process every job; return the claim rate over the first ``first``, the seconds for all
     of them and pq_job's largest size meanwhile."""
     largest = _sizes()
-    with benchmark.pq_workers(WORKERS, fork=False, batch=BATCH, queue=QUEUE) as running:
+    with ctx.pq_workers()(WORKERS, fork=False, batch=BATCH, queue=QUEUE) as running:
         start = time.perf_counter()
         first_id = _oldest_queued()  # the workers may have begun while the others registered
         assert first_id is not None

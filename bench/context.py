@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
 
+from bench import workers
 from bench.figures import Figure
+from pq import benchmark
+
+DEFAULTS = "defaults"
+FAST = "fast"
+CLUSTERS = {
+    DEFAULTS: "PostgreSQL's defaults: fsync=on synchronous_commit=on full_page_writes=on "
+    "(durable: each commit waits for its WAL flush)",
+    FAST: "FAST_SETTINGS: fsync=off synchronous_commit=off full_page_writes=off "
+    "(python -m bench --fast; not durable, no WAL flush per commit)",
+}
 
 
 @dataclass
@@ -16,6 +28,7 @@ class Context:
     dsn: str
     redis_url: str | None
     quick: bool
+    cluster: str = DEFAULTS  # DEFAULTS or FAST: the PostgreSQL settings of the run
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     walltimes: dict[str, float] = field(default_factory=dict)
@@ -33,5 +46,15 @@ class Context:
         self.notes.append(message)
 
     def add(self, figure: Figure) -> Figure:
+        """Record ``figure``, marked with the cluster's settings (``cluster``)."""
+        figure.cluster = figure.cluster or self.cluster
         self.figures.append(figure)
         return figure
+
+    def pq_workers(self) -> benchmark.Start:
+        """Start ``pqworker`` commands: pq.benchmark.pq_workers's signature (bench/workers.py)."""
+        return functools.partial(workers.pq_workers, dsn=self.dsn)
+
+    def rq_workers(self, *, django: bool) -> benchmark.Start:
+        """Start django-rq's ``rqworker`` (``django``) or ``rq worker`` commands."""
+        return functools.partial(workers.rq_workers, dsn=self.dsn, django=django)

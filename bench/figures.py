@@ -20,6 +20,7 @@ class Figure:
     jobs: int | None = None
     seconds: float | None = None
     note: str = ""
+    cluster: str = ""  # the PostgreSQL settings measured on: "defaults" or "fast"
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,7 @@
-"""Jobs for the benchmarks, importable by the (forked) workers as ``bench.jobs``."""
+"""Jobs for the benchmarks, importable by the worker commands as ``bench.jobs``.
+
+bench/workers.py puts the repository on their PYTHONPATH.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Wake-up latency: from just before the enqueueing transaction commits to the job starting.
 
-One idle worker; each job ``bench.jobs.record_start`` returns ``time.time()`` when it starts
-(in the work horse, for a forking worker: the fork is part of the latency). The client
-takes ``time.time()`` just before the commit, waits until the job has finished, then 5 ms
-more, so the next job again finds the worker idle.
+One idle worker, started as its own command (bench/workers.py); each job
+``bench.jobs.record_start`` returns ``time.time()`` when it starts (in the work horse, for a
+forking worker: the fork is part of the latency). The client takes ``time.time()`` just
+before the commit, waits until the job has finished, then 5 ms more, so the next job again
+finds the worker idle.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ POLL = 0.002
 
 def run(ctx: Context) -> None:
     jobs = 100 if ctx.quick else 1000
-    _measure(ctx, "pq fork", jobs, lambda: _pq(jobs, fork=True))
-    _measure(ctx, "pq simple", jobs, lambda: _pq(jobs, fork=False))
+    start = ctx.pq_workers()
+    _measure(ctx, "pq fork", jobs, lambda: _pq(jobs, start, fork=True))
+    _measure(ctx, "pq simple", jobs, lambda: _pq(jobs, start, fork=False))
     if ctx.redis_url is not None:
-        url = ctx.redis_url
-        _measure(ctx, "rq Worker", jobs, lambda: _rq(jobs, url))
+        url, rq_start = ctx.redis_url, ctx.rq_workers(django=False)
+        _measure(ctx, "rq Worker", jobs, lambda: _rq(jobs, url, rq_start))
 
 
 def _measure(ctx: Context, name: str, jobs: int, sample: Callable[[], list[float]]) -> None:
@@ -50,7 +52,7 @@ def _measure(ctx: Context, name: str, jobs: int, sample: Callable[[], list[float
     ctx.log(f"latency: {name}, 1 idle worker, {jobs} jobs: {shown}")
 
 
-def _pq(jobs: int, *, fork: bool) -> list[float]:
+def _pq(jobs: int, start: benchmark.Start, *, fork: bool) -> list[float]:
     from django.db import transaction
 
     from pq.models import Job
@@ -59,7 +61,7 @@ def _pq(jobs: int, *, fork: bool) -> list[float]:
     queue = Queue(QUEUE)
     rows = Job.objects.filter(queue=QUEUE)
     latencies = []
-    with benchmark.pq_workers(1, fork=fork, queue=QUEUE):
+    with start(1, fork=fork, queue=QUEUE):
         for _ in range(jobs):
             with transaction.atomic():
                 job = queue.enqueue_call(record_start, result_ttl=-1)
@@ -77,14 +79,14 @@ def _pq(jobs: int, *, fork: bool) -> list[float]:
     return latencies
 
 
-def _rq(jobs: int, redis_url: str) -> list[float]:
+def _rq(jobs: int, redis_url: str, start: benchmark.Start) -> list[float]:
     import rq
 
     client = benchmark.redis_client(redis_url)
     queue = rq.Queue(QUEUE, connection=client)
     queue.empty()
     latencies = []
-    with benchmark.rq_workers(1, redis_url=redis_url, queue=QUEUE):
+    with start(1, redis_url=redis_url, queue=QUEUE):
         for _ in range(jobs):
             job = queue.create_job(record_start, result_ttl=-1)
             before_commit = time.time()  # just before the pipeline that enqueues it

@@ -1,6 +1,7 @@
 """A worker's memory: its RSS (VmRSS in /proc/PID/status) while it works through a queue.
 
-The jobs are enqueued first; one worker is then started and sampled every 0.1 s until the
+The jobs are enqueued first; one worker is then started (``pqworker``, a command of its own:
+bench/workers.py) and sampled every 0.1 s until the
 queue is empty. Reported: RSS at the first sample, once warm (after 1% of the jobs: modules
 imported, buffers sized), at the end and at most, and the growth from warm to the end.
 """
@@ -43,7 +44,7 @@ def _measure(ctx: Context, name: str, jobs: int, *, fork: bool, batch: int) -> N
         benchmark.enqueue_jobs(queue, min(1000, jobs - start))
     samples: list[tuple[int, int]] = []  # (jobs done, RSS KiB)
     start = time.perf_counter()
-    with benchmark.pq_workers(1, fork=fork, batch=batch, queue=QUEUE) as running:
+    with ctx.pq_workers()(1, fork=fork, batch=batch, queue=QUEUE) as running:
         pid = running.pids[0]
         while True:
             left = rows.count()

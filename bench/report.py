@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import throughput
-from bench.context import Context
+from bench.context import CLUSTERS, Context
 from bench.figures import Figure, find
 
 THROUGHPUT = "throughput: "
@@ -18,8 +18,7 @@ def write_all(
     out: Path, ctx: Context, env_text: str, command: str, plot: bool = True
 ) -> list[Path]:
     """Write the CSV, the text tables and (with ``plot``) the plot into ``out``; return their
-    paths. Plot only at the end: matplotlib in this process would fatten the workers forked
-    from it after, and so slow their forks."""
+    paths. Plot only at the end: it takes seconds and matplotlib's memory, once."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.csv", out / "results.txt"]
     write_csv(paths[0], ctx.figures)
@@ -75,7 +74,7 @@ def _ratio(a: Figure | None, b: Figure | None) -> str:
 
 def text(ctx: Context, env_text: str, command: str) -> str:
     parts = [
-        "django-pq benchmarks against RQ",
+        f"django-pq benchmarks against RQ; PostgreSQL at {CLUSTERS[ctx.cluster]}",
         f"command: {command}",
         env_text,
         "",
@@ -83,7 +82,7 @@ def text(ctx: Context, env_text: str, command: str) -> str:
     sections = {figure.section for figure in ctx.figures}
     for section in _ordered_sections(ctx.figures):
         if section.startswith(THROUGHPUT):
-            parts.append(_throughput_text(ctx.figures, section))
+            parts.append(_throughput_text(ctx.figures, section, ctx.cluster))
     if "pgbench" in sections:
         parts.append(_pgbench_text(ctx.figures))
     if "enqueue" in sections:
@@ -124,14 +123,20 @@ def _labels(figures: Sequence[Figure], section: str) -> list[str]:
     return labels
 
 
-def _throughput_text(figures: Sequence[Figure], section: str) -> str:
+def _rq_side(label: str) -> str | None:
+    """``rq`` or ``django-rq`` for an RQ figure's label; None for django-pq's."""
+    side = label.split(" ", 1)[0]
+    return side if side in ("rq", "django-rq") else None
+
+
+def _throughput_text(figures: Sequence[Figure], section: str, cluster: str) -> str:
     labels = _labels(figures, section)
     pq_labels = [label for label in labels if label.startswith("pq")]
-    rq_label = next((label for label in labels if label.startswith("rq")), None)
+    rq_labels = [label for label in labels if _rq_side(label)]
     workers = sorted({f.workers or 0 for f in figures if f.section == section})
     sleep = next(f.sleep_ms for f in figures if f.section == section) or 0
     headers = ["workers", *(f"{label} (jobs)" for label in labels)]
-    headers += [f"{label}/RQ" for label in pq_labels if rq_label]
+    headers += [f"{pq}/{_rq_side(rq)}" for pq in pq_labels for rq in rq_labels]
     if sleep:
         headers += ["ideal", *(f"{label} % ideal" for label in labels)]
     rows = []
@@ -141,8 +146,7 @@ def _throughput_text(figures: Sequence[Figure], section: str) -> str:
         for label in labels:
             figure = cells[label]
             row.append("-" if figure is None else f"{figure.value:,.1f} ({figure.jobs})")
-        if rq_label:
-            row += [_ratio(cells[label], cells[rq_label]) for label in pq_labels]
+        row += [_ratio(cells[pq], cells[rq]) for pq in pq_labels for rq in rq_labels]
         if sleep:
             ideal = count * 1000 / sleep
             row.append(f"{ideal:g}")
@@ -150,8 +154,13 @@ def _throughput_text(figures: Sequence[Figure], section: str) -> str:
                 figure = cells[label]
                 row.append("-" if figure is None else f"{100 * figure.value / ideal:.0f}%")
         rows.append(row)
-    title = f"Throughput, {section[len(THROUGHPUT) :]}: jobs/s (jobs run), pq/RQ ratio"
+    title = (
+        f"Throughput, {section[len(THROUGHPUT) :]}, PostgreSQL {cluster}: jobs/s (jobs run), "
+        "pq/RQ ratios"
+    )
     intro = (
+        "Workers, each its own command: pq = python -m django pqworker; rq = rq worker --url; "
+        "django-rq = python -m django rqworker (django-rq). "
         "Clock: from the first enqueue (workers already registered) until no job of the queue "
         "is left; do_nothing(sleep) jobs, result_ttl=0, enqueued 1000 per call while the "
         "workers consume. Forking figures are the median of 3 runs, pq and RQ taking turns "
@@ -292,23 +301,24 @@ def targets(figures: Sequence[Figure]) -> list[list[str]]:
             rows.append([target, measured, "met" if ok else "MISSED"])
 
     fork = THROUGHPUT + throughput.FORK0
-    for count in (1, 2, 4):
-        pq = find(figures, fork, "pq fork", "rate", count)
-        rq = find(figures, fork, "rq Worker", "rate", count)
-        if pq and rq:
-            ratio = pq.value / rq.value
-            check(
-                f"sleep 0, fork, {count} worker(s): pq >= 3x rq Worker", f"{ratio:.1f}x", ratio >= 3
-            )
+    for side in ("rq", "django-rq"):  # the bare rq worker, django-rq's rqworker
+        for count in (1, 2, 4):
+            pq = find(figures, fork, "pq fork", "rate", count)
+            rq = find(figures, fork, f"{side} Worker", "rate", count)
+            if pq and rq:
+                ratio = pq.value / rq.value
+                target = f"sleep 0, fork, {count} worker(s): pq >= 3x {side} Worker"
+                check(target, f"{ratio:.1f}x", ratio >= 3)
     simple = THROUGHPUT + throughput.SIMPLE0
     best = f"pq simple batch={throughput.SIMPLE_BATCH}"
-    for count in (1, 2):
-        pq = find(figures, simple, best, "rate", count)
-        rq = find(figures, simple, "rq SimpleWorker", "rate", count)
-        if pq and rq:
-            ratio = pq.value / rq.value
-            target = f"non-forking, {count} worker(s): {best} >= 10x rq SimpleWorker"
-            check(target, f"{ratio:.1f}x", ratio >= 10)
+    for side in ("rq", "django-rq"):
+        for count in (1, 2):
+            pq = find(figures, simple, best, "rate", count)
+            rq = find(figures, simple, f"{side} SimpleWorker", "rate", count)
+            if pq and rq:
+                ratio = pq.value / rq.value
+                target = f"non-forking, {count} worker(s): {best} >= 10x {side} SimpleWorker"
+                check(target, f"{ratio:.1f}x", ratio >= 10)
     pq = find(figures, simple, best, "rate", 2)
     if pq:
         check(f"{best}, 2 workers >= 3,000 jobs/s", f"{pq.value:,.0f}", pq.value >= 3000)
@@ -431,7 +441,8 @@ def write_png(path: Path, figures: Sequence[Figure], env_text: str, command: str
         "pgbench job life (the PostgreSQL limit)",
         label=lambda f: f"{f.note.split(':')[0].removesuffix('.sql')} -c {f.workers}",
     )
-    fig.suptitle(f"django-pq vs RQ — {command}", fontsize=13)
+    cluster = next((f.cluster for f in figures if f.cluster), "")
+    fig.suptitle(f"django-pq vs RQ, PostgreSQL {cluster} — {command}", fontsize=13)
     fig.text(0.01, 0.005, env_text, fontsize=7, family="monospace", va="bottom")
     fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     fig.savefig(path, dpi=100)

@@ -1,6 +1,8 @@
 """python -m bench: one command that starts its own PostgreSQL and Redis and runs every section.
 
-Writes bench/out/results.csv, results.txt and results.png (see bench/README.md).
+PostgreSQL keeps its durable defaults; ``--fast`` runs on ``FAST_SETTINGS`` instead (fsync,
+synchronous_commit, full_page_writes off). Writes bench/out/results.csv, results.txt and
+results.png (bench/out/fast/ with ``--fast``; see bench/README.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from types import ModuleType
 
 OUT = Path(__file__).resolve().parent / "out"
 SECTIONS = ["pgbench", "throughput", "enqueue", "latency", "memory", "queues", "serial", "big"]
+WORKERS_NOTE = (
+    "each started as its own command: python -m django pqworker (django-pq), "
+    "python -m django rqworker (django-rq), rq worker --url (bare RQ)"
+)
 DEFAULT_SECTIONS = [
     "pgbench",
     "throughput",
@@ -42,8 +48,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}",
     )
     parser.add_argument("--no-rq", action="store_true", help="measure django-pq alone")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"output folder ({OUT})")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="run PostgreSQL with fsync, synchronous_commit and full_page_writes off "
+        "(not durable) instead of its defaults",
+    )
+    parser.add_argument(
+        "--out", type=Path, help=f"output folder ({OUT}; {OUT / 'fast'} with --fast)"
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = OUT / "fast" if args.fast else OUT
     if args.only:
         args.sections = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench import services
 
     try:
-        with services.postgres() as dsn, _redis(not args.no_rq) as redis_url:
+        with services.postgres(args.fast) as dsn, _redis(not args.no_rq) as redis_url:
             services.configure_django(dsn)
             return _run(args, command.strip(), dsn, redis_url)
     except RuntimeError as exc:
@@ -96,13 +112,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, command: str, dsn: str, redis_url: str | None) -> int:
     from bench import report
-    from bench.context import Context
+    from bench.context import CLUSTERS, DEFAULTS, FAST, Context
     from pq import benchmark
 
+    cluster = FAST if args.fast else DEFAULTS
     env = benchmark.environment(redis_url=redis_url)
-    env_text = benchmark.format_environment(env) + f"\nnote:       {benchmark.LOG_NOTE}"
+    env_text = "\n".join(
+        [
+            benchmark.format_environment(env),
+            f"cluster:    {cluster}: {CLUSTERS[cluster]}",
+            f"workers:    {WORKERS_NOTE}",
+            f"note:       {benchmark.LOG_NOTE}",
+        ]
+    )
     print(env_text, flush=True)
-    ctx = Context(dsn=dsn, redis_url=redis_url, quick=args.quick)
+    ctx = Context(dsn=dsn, redis_url=redis_url, quick=args.quick, cluster=cluster)
     modules = _modules()
     failed = False
     for name in args.sections:

@@ -24,15 +24,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
+def postgres(fast: bool = False) -> Iterator[str]:
     """Yield the DSN of a fresh throwaway cluster (pq.testing.TemporaryPostgres), then drop it.
 
-    The cluster runs with fsync, synchronous_commit and full_page_writes off
-    (``FAST_SETTINGS``), the settings every published benchmark figure was measured with.
+    The cluster keeps PostgreSQL's durable defaults (fsync, synchronous_commit and
+    full_page_writes on) unless ``fast``, which turns those three off (``FAST_SETTINGS``).
     """
     from pq.testing import FAST_SETTINGS, TemporaryPostgres
 
-    with TemporaryPostgres(settings=FAST_SETTINGS) as cluster:
+    with TemporaryPostgres(settings=FAST_SETTINGS if fast else None) as cluster:
         yield cluster.dsn
 
 

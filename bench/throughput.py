@@ -1,5 +1,12 @@
 """Throughput: django-pq and RQ workers side by side, through pq.benchmark's shared protocol.
 
+Every worker is started as its own command (bench/workers.py): django-pq's ``pqworker``,
+RQ's ``rq worker`` script (``rq ...`` labels) and django-rq's ``rqworker`` (``django-rq ...``
+labels), as a site starts them. django-rq is measured at sleep 0 only: its worker is RQ's,
+in a process that also loaded Django, so it differs from the bare one in what each job costs
+(the fork of a bigger process), which the sleep-0 runs show; at 250 ms the job's sleep
+dominates, and a third column of 3 x 8 s runs per worker count would cost about 3 minutes.
+
 The forking runs are repeated (``REPEATS``), django-pq and RQ taking turns, and each figure is
 the median run: on a shared VM one run of 1,000 jobs swings by 20% either way, more than the
 margin of some targets, and taking turns gives both sides the same bad moments.
@@ -7,7 +14,9 @@ margin of some targets, and taking turns gives both sides the same bad moments.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from importlib.util import find_spec
 
 from bench.context import Context
 from bench.figures import Figure
@@ -37,33 +46,59 @@ def run(ctx: Context) -> None:
     for workers in [1, 2]:
         measures = {
             f"pq simple batch={SIMPLE_BATCH}": _pq(
-                2000 if quick else 20000, workers, 0, fork=False, batch=SIMPLE_BATCH
+                ctx, 2000 if quick else 20000, workers, 0, fork=False, batch=SIMPLE_BATCH
             ),
-            "pq simple": _pq(500 if quick else 5000, workers, 0, fork=False),
+            "pq simple": _pq(ctx, 500 if quick else 5000, workers, 0, fork=False),
         }
-        if ctx.redis_url is not None:
-            measures["rq SimpleWorker"] = _rq(ctx, 300 if quick else 2000, workers, 0, simple=True)
+        measures.update(_rqs(ctx, 300 if quick else 2000, workers, 0, simple=True))
         _side_by_side(ctx, SIMPLE0, measures, 1)
     for workers in [1, 4] if quick else [1, 2, 4, 6, 10, 20]:
         jobs = workers * (4 if quick else ROUNDS_250)
-        _side_by_side(ctx, FORK250, _forking(ctx, jobs, workers, 250), repeats)
+        _side_by_side(ctx, FORK250, _forking(ctx, jobs, workers, 250, django_rq=False), repeats)
 
 
-def _forking(ctx: Context, jobs: int, workers: int, sleep_ms: float) -> dict[str, Measure]:
-    measures = {"pq fork": _pq(jobs, workers, sleep_ms, fork=True)}
-    if ctx.redis_url is not None:
-        measures["rq Worker"] = _rq(ctx, jobs, workers, sleep_ms, simple=False)
+def _forking(
+    ctx: Context, jobs: int, workers: int, sleep_ms: float, *, django_rq: bool = True
+) -> dict[str, Measure]:
+    measures = {"pq fork": _pq(ctx, jobs, workers, sleep_ms, fork=True)}
+    measures.update(_rqs(ctx, jobs, workers, sleep_ms, simple=False, django_rq=django_rq))
     return measures
 
 
-def _pq(jobs: int, workers: int, sleep_ms: float, *, fork: bool, batch: int = 1) -> Measure:
-    return lambda: benchmark.run_pq(jobs, workers, sleep_ms, fork=fork, batch=batch)
+def _pq(
+    ctx: Context, jobs: int, workers: int, sleep_ms: float, *, fork: bool, batch: int = 1
+) -> Measure:
+    start = ctx.pq_workers()
+    return lambda: benchmark.run_pq(jobs, workers, sleep_ms, fork=fork, batch=batch, start=start)
 
 
-def _rq(ctx: Context, jobs: int, workers: int, sleep_ms: float, *, simple: bool) -> Measure:
+def _rqs(
+    ctx: Context, jobs: int, workers: int, sleep_ms: float, *, simple: bool, django_rq: bool = True
+) -> dict[str, Measure]:
+    """The bare ``rq worker`` and (``django_rq``, when installed) django-rq's ``rqworker``."""
     url = ctx.redis_url
-    assert url is not None
-    return lambda: benchmark.run_rq(jobs, workers, sleep_ms, simple=simple, redis_url=url)
+    if url is None:
+        return {}
+    kind = "SimpleWorker" if simple else "Worker"
+    sides = [(f"rq {kind}", False)] + ([(f"django-rq {kind}", True)] if django_rq else [])
+    measures: dict[str, Measure] = {}
+    for label, django in sides:
+        if django and find_spec("django_rq") is None:
+            if not any("django-rq" in note for note in ctx.notes):
+                ctx.note("django-rq not measured: pip install django-rq (or '.[bench]')")
+            continue
+        start = ctx.rq_workers(django=django)
+        measures[label] = functools.partial(
+            benchmark.run_rq,
+            jobs,
+            workers,
+            sleep_ms,
+            simple=simple,
+            redis_url=url,
+            start=start,
+            name=label,
+        )
+    return measures
 
 
 def _side_by_side(ctx: Context, section: str, measures: dict[str, Measure], repeats: int) -> None:

@@ -188,10 +188,12 @@ def test_session_cluster_keeps_durability_defaults(raw_conn: connection, dsn: st
     assert show(dsn, *DURABILITY) == dict.fromkeys(DURABILITY, "on")
 
 
-def test_benchmark_cluster_asks_for_fast_settings() -> None:
+def test_benchmark_cluster_is_durable_unless_asked_to_be_fast() -> None:
     from bench.services import postgres
 
     with postgres() as dsn:
+        assert show(dsn, *DURABILITY) == dict.fromkeys(DURABILITY, "on")
+    with postgres(fast=True) as dsn:
         assert show(dsn, *DURABILITY) == FAST_SETTINGS
 
 
