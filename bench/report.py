@@ -74,7 +74,7 @@ def _ratio(a: Figure | None, b: Figure | None) -> str:
 
 def text(ctx: Context, env_text: str, command: str) -> str:
     parts = [
-        f"django-pq benchmarks against RQ; PostgreSQL at {CLUSTERS[ctx.cluster]}",
+        f"django-pq benchmarks against RQ, on {CLUSTERS[ctx.cluster]}",
         f"command: {command}",
         env_text,
         "",
