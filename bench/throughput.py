@@ -26,6 +26,7 @@ FORK0 = "fork, sleep 0"
 SIMPLE0 = "non-forking, sleep 0"
 FORK250 = "fork, sleep 250 ms"
 SIMPLE_BATCH = 100
+HORSE_JOBS = 100  # pqworker --horse-jobs, the reused-horse rows of the sleep-0 table
 REPEATS = 3
 # Jobs per worker at sleep 250 ms. The first round starts with every worker waking at once
 # and the last one ends unevenly; over 16 rounds (4 s) those two cost django-pq 3-4 points of
@@ -61,15 +62,27 @@ def _forking(
     ctx: Context, jobs: int, workers: int, sleep_ms: float, *, django_rq: bool = True
 ) -> dict[str, Measure]:
     measures = {"pq fork": _pq(ctx, jobs, workers, sleep_ms, fork=True)}
+    if not sleep_ms:  # reused horses: what forking costs a trivial job, saved
+        label = f"pq fork horse_jobs={HORSE_JOBS}"
+        # Five times the jobs: at their rate the forking rows' count would be over in ~1 s.
+        measures[label] = _pq(ctx, 5 * jobs, workers, 0, fork=True, horse_jobs=HORSE_JOBS)
     measures.update(_rqs(ctx, jobs, workers, sleep_ms, simple=False, django_rq=django_rq))
     return measures
 
 
 def _pq(
-    ctx: Context, jobs: int, workers: int, sleep_ms: float, *, fork: bool, batch: int = 1
+    ctx: Context,
+    jobs: int,
+    workers: int,
+    sleep_ms: float,
+    *,
+    fork: bool,
+    batch: int = 1,
+    horse_jobs: int = 1,
 ) -> Measure:
     start = ctx.pq_workers()
-    return lambda: benchmark.run_pq(jobs, workers, sleep_ms, fork=fork, batch=batch, start=start)
+    mode = {"fork": fork, "batch": batch, "horse_jobs": horse_jobs}
+    return lambda: benchmark.run_pq(jobs, workers, sleep_ms, start=start, **mode)
 
 
 def _rqs(

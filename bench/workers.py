@@ -78,11 +78,14 @@ def environment(dsn: str, redis_url: str | None = None) -> dict[str, str]:
     return env
 
 
-def pq_argv(name: str, *, fork: bool, batch: int, queue: str) -> list[str]:
-    """``python -m django pqworker QUEUE --name NAME``, with ``--simple --batch=N`` unless fork."""
+def pq_argv(name: str, *, fork: bool, batch: int, queue: str, horse_jobs: int = 1) -> list[str]:
+    """``python -m django pqworker QUEUE --name NAME``, with ``--simple --batch=N`` unless fork,
+    ``--horse-jobs=N`` for reused horses."""
     argv = [sys.executable, "-m", "django", "pqworker", queue, f"--name={name}"]
     if not fork:
         argv += ["--simple", f"--batch={batch}"]
+    if horse_jobs != 1:
+        argv.append(f"--horse-jobs={horse_jobs}")
     return argv
 
 
@@ -140,6 +143,7 @@ def pq_workers(
     batch: int = 1,
     alias: str = "default",
     queue: str = benchmark.QUEUE,
+    horse_jobs: int = 1,
 ) -> Iterator[Commands]:
     """Start ``count`` ``pqworker`` commands on ``queue``; yield once all are registered.
 
@@ -147,9 +151,10 @@ def pq_workers(
     """
     from pq.models import WorkerStore
 
-    benchmark.check_worker_mode(fork, batch)
+    benchmark.check_worker_mode(fork, batch, horse_jobs)
     prefix = _prefix()
-    argvs = [pq_argv(f"{prefix}.{i}", fork=fork, batch=batch, queue=queue) for i in range(count)]
+    mode = {"fork": fork, "batch": batch, "queue": queue, "horse_jobs": horse_jobs}
+    argvs = [pq_argv(f"{prefix}.{i}", **mode) for i in range(count)]
 
     def registered() -> int:
         return WorkerStore.objects.using(alias).filter(name__startswith=prefix).count()

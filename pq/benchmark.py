@@ -64,6 +64,7 @@ class Result:
     startup_seconds: float = 0.0  # forking the workers until all were registered
     failed: int = 0  # jobs that failed (they should not: the run is then suspect)
     name: str | None = None  # the label, when the caller names its workers itself
+    horse_jobs: int = 1  # jobs a forked horse runs before it is replaced
 
     @property
     def label(self) -> str:
@@ -72,7 +73,8 @@ class Result:
             return self.name
         if self.backend == "rq":
             return "rq SimpleWorker" if self.mode == "simple" else "rq Worker"
-        return f"pq {self.mode}" + (f" batch={self.batch}" if self.batch != 1 else "")
+        label = f"pq {self.mode}" + (f" batch={self.batch}" if self.batch != 1 else "")
+        return label + (f" horse_jobs={self.horse_jobs}" if self.horse_jobs != 1 else "")
 
     @property
     def jobs_per_second(self) -> float:
@@ -208,11 +210,11 @@ def _redis_environment(url: str) -> dict[str, Any]:
 # django-pq
 
 
-def check_worker_mode(fork: bool = True, batch: int = 1) -> None:
-    """Raise ValueError, as Worker would, for a fork/batch combination it refuses."""
+def check_worker_mode(fork: bool = True, batch: int = 1, horse_jobs: int = 1) -> None:
+    """Raise ValueError, as Worker would, for a fork/batch/horse_jobs combination it refuses."""
     from pq.worker import Worker
 
-    Worker([QUEUE], fork=fork, batch=batch)
+    Worker([QUEUE], fork=fork, batch=batch, horse_jobs=horse_jobs)
 
 
 def run_pq(
@@ -228,10 +230,12 @@ def run_pq(
     poll_interval: float = 0.02,
     start: Start | None = None,
     name: str | None = None,
+    horse_jobs: int = 1,
 ) -> Result:
     """Run django-pq workers over ``num_jobs`` ``do_nothing(sleep_ms)`` jobs; return the rate.
 
-    ``fork``/``batch`` choose the worker mode (``Worker(fork=..., batch=...)``). Jobs are
+    ``fork``/``batch``/``horse_jobs`` choose the worker mode (``Worker(fork=..., batch=...,
+    horse_jobs=...)``). Jobs are
     enqueued ``chunk`` at a time with ``Queue.enqueue_many``. ``start`` starts the workers
     (:func:`pq_workers`, forking them from this process, by default); ``name`` labels the
     result.
@@ -244,7 +248,7 @@ def run_pq(
     from pq.queue import Queue
 
     _check_counts(num_jobs, workers)
-    check_worker_mode(fork, batch)  # a bad mode fails before any worker is forked
+    check_worker_mode(fork, batch, horse_jobs)  # a bad mode fails before any worker is forked
     queue = Queue(QUEUE, connection=alias)
     jobs = Job.objects.using(alias)
     queue.empty()
@@ -265,7 +269,8 @@ def run_pq(
         with connections[alias].cursor() as cursor:
             return count_unfinished(cursor, QUEUE)
 
-    with (start or pq_workers)(workers, fork=fork, batch=batch, alias=alias) as running:
+    mode = {"fork": fork, "batch": batch, "horse_jobs": horse_jobs}
+    with (start or pq_workers)(workers, alias=alias, **mode) as running:
         seconds, enqueue_seconds = _measure(
             num_jobs, enqueue, remaining, running, chunk, poll_interval, progress, sleep_ms
         )
@@ -283,6 +288,7 @@ def run_pq(
         startup_seconds=running.startup_seconds,
         failed=failed,
         name=name,
+        horse_jobs=horse_jobs,
     )
 
 
@@ -444,19 +450,20 @@ def pq_workers(
     batch: int = 1,
     alias: str = "default",
     queue: str = QUEUE,
+    horse_jobs: int = 1,
 ) -> Iterator[Workers]:
     """Fork ``count`` django-pq workers on ``queue``; yield once all are registered.
 
-    Each child runs ``Worker([queue], fork=fork, batch=batch).work()``; on exit they are
-    stopped with SIGTERM (killed if they do not stop within 15 s) and reaped. Django's
-    connections are closed first: no connection crosses ``fork()``.
+    Each child runs ``Worker([queue], fork=fork, batch=batch, horse_jobs=horse_jobs).work()``;
+    on exit they are stopped with SIGTERM (killed if they do not stop within 15 s) and reaped.
+    Django's connections are closed first: no connection crosses ``fork()``.
     """
     from django.db import connections
 
     from pq.models import WorkerStore
 
-    check_worker_mode(fork, batch)
-    options = {"fork": fork, "batch": batch}
+    check_worker_mode(fork, batch, horse_jobs)
+    options = {"fork": fork, "batch": batch, "horse_jobs": horse_jobs}
     prefix = f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
 
     def work(index: int) -> None:

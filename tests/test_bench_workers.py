@@ -38,13 +38,20 @@ def recording(start: Callable[..., Any], cmdlines: list[list[str]]) -> benchmark
     return wrapped
 
 
-@pytest.mark.parametrize(("fork", "batch", "mode"), [(True, 1, "fork"), (False, 10, "simple")])
-def test_pqworker_commands_run_the_benchmark(fork: bool, batch: int, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("fork", "batch", "horse_jobs", "mode"),
+    [(True, 1, 1, "fork"), (False, 10, 1, "simple"), (True, 1, 8, "fork")],
+)
+def test_pqworker_commands_run_the_benchmark(
+    fork: bool, batch: int, horse_jobs: int, mode: str
+) -> None:
     before = children()
     cmdlines: list[list[str]] = []
     start = recording(functools.partial(workers.pq_workers, dsn=DSN), cmdlines)
 
-    result = benchmark.run_pq(40, 2, fork=fork, batch=batch, start=start, name="pqworker")
+    result = benchmark.run_pq(
+        40, 2, fork=fork, batch=batch, start=start, name="pqworker", horse_jobs=horse_jobs
+    )
 
     assert (result.backend, result.mode, result.label, result.jobs) == ("pq", mode, "pqworker", 40)
     assert result.failed == 0
@@ -53,6 +60,7 @@ def test_pqworker_commands_run_the_benchmark(fork: bool, batch: int, mode: str) 
     for argv in cmdlines:
         assert argv[1:5] == ["-m", "django", "pqworker", benchmark.QUEUE]
         assert ("--simple" in argv) is not fork
+        assert (f"--horse-jobs={horse_jobs}" in argv) is (horse_jobs != 1)
     assert not Job.objects.filter(origin=benchmark.QUEUE).exists()
     assert not WorkerStore.objects.exists()
     assert children() == before

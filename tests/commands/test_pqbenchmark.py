@@ -25,6 +25,15 @@ def test_prints_the_environment_then_the_rate() -> None:
     assert "jobs/s" in output
 
 
+def test_reused_horses() -> None:
+    last = pqbenchmark("30", "-w", "2", "--horse-jobs", "10").rstrip().splitlines()[-1]
+    assert last.startswith("pq fork horse_jobs=10, 2 worker(s), sleep 0 ms: 30 jobs"), last
+    with pytest.raises(CommandError, match="horse_jobs > 1 needs a forking worker"):
+        pqbenchmark("10", "--simple", "--horse-jobs", "10")
+    with pytest.raises(CommandError, match="--horse-jobs is a django-pq option"):
+        pqbenchmark("10", "--backend", "rq", "--horse-jobs", "10")
+
+
 def test_unreachable_redis_is_a_command_error() -> None:
     with pytest.raises(CommandError, match="rq and redis packages|cannot reach Redis"):
         pqbenchmark("10", "--backend", "rq", "--redis-url", "redis://127.0.0.1:1/0")

@@ -37,6 +37,13 @@ class Command(BaseCommand):
             help="django-pq with --simple: claim and finish up to N jobs per database call",
         )
         parser.add_argument(
+            "--horse-jobs",
+            type=int,
+            default=1,
+            metavar="N",
+            help="django-pq forking: each horse runs up to N jobs (pqworker --horse-jobs)",
+        )
+        parser.add_argument(
             "--redis-url",
             default=benchmark.DEFAULT_REDIS_URL,
             help=f"Redis for --backend rq ({benchmark.DEFAULT_REDIS_URL})",
@@ -50,6 +57,8 @@ class Command(BaseCommand):
         rq = options["backend"] == "rq"
         if rq and options["batch"] != 1:
             raise CommandError("--batch is a django-pq option; RQ's workers take one job a call")
+        if rq and options["horse_jobs"] != 1:
+            raise CommandError("--horse-jobs is a django-pq option; RQ forks a horse per job")
         if not rq and options["batch"] != 1 and not options["simple"]:
             raise CommandError("--batch needs --simple: forking workers take one job at a time")
         if rq:
@@ -91,4 +100,5 @@ class Command(BaseCommand):
             batch=options["batch"],
             alias=alias,
             progress=progress,
+            horse_jobs=options["horse_jobs"],
         )
