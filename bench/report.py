@@ -360,6 +360,14 @@ def targets(figures: Sequence[Figure]) -> list[list[str]]:
             f"{slow.value:.1f}",
             slow.value >= 0.92 * 80,
         )
+    reused = f"pq fork horse_jobs={throughput.HORSE_JOBS}"
+    slow = find(figures, THROUGHPUT + throughput.FORK250, reused, "rate", 20)
+    if slow:
+        check(
+            f"sleep 250 ms, 20 workers, {reused}: >= 92% of 80 jobs/s",
+            f"{slow.value:.1f}",
+            slow.value >= 0.92 * 80,
+        )
     ratio_big = next((f for f in figures if f.section == "big queue" and f.metric == "ratio"), None)
     if ratio_big:
         check(
