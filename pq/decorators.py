@@ -8,7 +8,7 @@ from typing import Any
 
 from pq.models import Job
 from pq.queue import Queue
-from pq.retry import Retry, check_priority, retry_options
+from pq.retry import Retry, job_options
 
 
 class job:  # noqa: N801 (lower case, as RQ's decorator)
@@ -28,8 +28,7 @@ class job:  # noqa: N801 (lower case, as RQ's decorator)
         priority: int = 0,
         retry: Retry | None = None,
     ) -> None:
-        check_priority(priority)
-        retry_options(retry)
+        job_options(priority, retry)  # bad ones are refused here, at decoration
         self.queue = queue
         self.connection = connection
         self.timeout = timeout

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from pq import conf, scheduling, sql
 from pq.models import Job, JobStatus
-from pq.retry import Retry, check_priority, retry_options
+from pq.retry import Retry, job_options
 from pq.serialization import callable_path, to_json
 
 FAILED_QUEUE = "failed"
@@ -149,7 +149,7 @@ class Queue:
         """Enqueue one job, not to run before ``at`` (a one-off scheduled job); with
         ``flow_id``, as the next job of that flow being built (see :class:`pq.flow.Flow`)."""
         path, instance = callable_path(func)
-        extra = {"priority": check_priority(priority), **retry_options(retry)}
+        extra = job_options(priority, retry)
         task_args = list(args or ())
         task_kwargs = dict(kwargs or {})
         if not self.is_async:
@@ -240,7 +240,7 @@ class Queue:
             )
         path, instance = callable_path(func)
         plan = scheduling.plan(at, repeat, interval, between, weekdays)
-        options = {"priority": check_priority(priority), **retry_options(retry)}
+        options = job_options(priority, retry)
         with connections[self.connection].cursor() as cursor:
             job_id = sql.schedule_job(
                 cursor,
@@ -292,7 +292,7 @@ class Queue:
         path, instance = callable_path(func)
         if instance is not None:
             raise ValueError(f"cron cannot run the instance method {path}; schedule a function")
-        options = {"priority": check_priority(priority), **retry_options(retry)}
+        options = job_options(priority, retry)
         with connections[self.connection].cursor() as cursor:
             job_id = sql.schedule_cron(
                 cursor,
@@ -358,8 +358,7 @@ class Queue:
                 [to_json(k) for k in kwargs],
                 timeout=timeout if timeout is not None else self.timeout,
                 result_ttl=result_ttl,
-                priority=check_priority(priority),
-                **retry_options(retry),
+                **job_options(priority, retry),
             )
 
     def _run_inline(

@@ -48,6 +48,12 @@ class Retry:
         return hash((self.max, tuple(self.intervals)))
 
 
+def job_options(priority: Any, retry: Retry | None) -> dict[str, Any]:
+    """The SQL arguments of a job's priority and retry (priority, max_retries,
+    retry_intervals), each checked: ValueError or TypeError naming a bad one."""
+    return {"priority": check_priority(priority), **retry_options(retry)}
+
+
 def retry_options(retry: Retry | None) -> dict[str, Any]:
     """The SQL arguments of ``retry``: max_retries and retry_intervals."""
     if retry is None:
