@@ -411,11 +411,17 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the blocking pipe ``fd``, which stays open."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, then close it (the horse's one report, one job)."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
 

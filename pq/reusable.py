@@ -27,7 +27,7 @@ from django.db import close_old_connections, reset_queries
 
 from pq.exceptions import WorkerStopped, WorkHorseDied
 from pq.executors import Executor
-from pq.horse import ExcHandler, Horse, Outcome, fork_horse, perform
+from pq.horse import ExcHandler, Horse, Outcome, fork_horse, perform, write_all
 from pq.models import Job
 
 logger = logging.getLogger("pq")
@@ -57,7 +57,7 @@ class ReusableHorse(Horse):
                 payload = _read_frame(job_read)
                 if payload is None:
                     return
-                _write(report, perform(pickle.loads(payload), handlers).to_json())
+                write_all(report, perform(pickle.loads(payload), handlers).to_json())
                 # As Django does between requests: drop a connection that broke or is past
                 # CONN_MAX_AGE, and the queries a DEBUG site records.
                 reset_queries()
@@ -76,7 +76,7 @@ class ReusableHorse(Horse):
         (it is reaped). A job that does not pickle raises what pickling raised."""
         payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            _write(self.job_pipe, _LENGTH.pack(len(payload)) + payload)
+            write_all(self.job_pipe, _LENGTH.pack(len(payload)) + payload)
         except BrokenPipeError:
             self.reap(wait=math.inf)
             return False
@@ -172,13 +172,6 @@ class ReusingExecutor(Executor):
                 return None
             self._horse = None  # it died between jobs: fork another
         raise WorkHorseDied("two work horses in a row died before they were handed the job")
-
-
-def _write(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to the blocking pipe ``fd`` (which stays open)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _read_frame(fd: int) -> bytes | None:
