@@ -29,6 +29,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pq.processes import set_parent_death_signal
+
 QUEUE = "pqbenchmark"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 LOG_NOTE = "workers log at WARNING ('pq', 'rq.worker', 'rq.job'): no per-job log lines"
@@ -543,10 +545,7 @@ def _child(target: Callable[[int], None], index: int) -> None:
 
 def _die_with_parent() -> None:
     """Get SIGTERM if the benchmarking process dies (Linux), so no worker is left behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    set_parent_death_signal(signal.SIGTERM)
 
 
 def stop_processes(pids: list[int], timeout: float = 15.0) -> dict[int, int]:
