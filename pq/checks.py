@@ -20,6 +20,10 @@ _INTEGER_SETTINGS = {
     "PQ_DEFAULT_WORKER_TTL": ("pq.E002", 1, "seconds an idle worker waits before polling"),
     "PQ_DEFAULT_JOB_TIMEOUT": ("pq.E003", 1, "seconds a job may run"),
 }
+_BOOLEAN_SETTINGS = {  # name: what True means (check id pq.E006 for each)
+    "PQ_QUEUE_CACHE": "Queue.create() returns cached Queue objects",
+    "PQ_HUGE_PAGES": "forking workers back their heap with huge pages",
+}
 
 
 @checks.register()
@@ -34,6 +38,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     f"{name} is {value!r}; it must be a whole number of at least {lowest}.",
                     hint=f"Set {name} to {meaning}, e.g. {conf.DEFAULTS[name]}.",
                     id=check_id,
+                )
+            )
+    for name, meaning in _BOOLEAN_SETTINGS.items():
+        value = conf.get(name)
+        if type(value) is not bool:
+            errors.append(
+                checks.Error(
+                    f"{name} is {value!r}; it must be True or False.",
+                    hint=f"Set {name} = True ({meaning}) or False.",
+                    id="pq.E006",
                 )
             )
     alias = conf.get("PQ_ADMIN_CONNECTION")

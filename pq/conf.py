@@ -10,6 +10,7 @@ DEFAULTS: dict[str, object] = {
     "PQ_DEFAULT_JOB_TIMEOUT": 600,
     "PQ_ADMIN_CONNECTION": "default",
     "PQ_QUEUE_CACHE": True,
+    "PQ_HUGE_PAGES": True,
 }
 
 
@@ -41,3 +42,8 @@ def admin_connection() -> str:
 def queue_cache() -> bool:
     """Whether Queue.create returns cached Queue objects."""
     return bool(get("PQ_QUEUE_CACHE"))
+
+
+def huge_pages() -> bool:
+    """Whether forking workers back their heap with huge pages (pq.hugepages)."""
+    return bool(get("PQ_HUGE_PAGES"))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2
 
+from pq import conf, hugepages
 from pq.duties import Duties
 from pq.exceptions import JobTimeoutException, WorkerStopped
 from pq.horse import ExcHandler, Horse, Outcome, perform
@@ -31,6 +32,7 @@ logger = logging.getLogger("pq")
 
 SPARE_AFTER = 0.05  # seconds a job runs before its worker forks the next horse beside it
 REAP_WITHIN = 1.0  # seconds a worker waits for a horse that reported to exit
+COLLAPSE_EVERY = 1000  # jobs a forking worker runs between two collapses of its heap
 
 
 class Executor:
@@ -111,10 +113,12 @@ class ForkingExecutor(Executor):
         super().__init__(*args, **kwargs)
         self._exiting: list[Horse] = []
         self._spare: Horse | None = None
+        self._jobs_to_collapse = 0
 
     def idle(self) -> None:
         """Fork a spare horse, unless there is one already."""
         if self._spare is None:
+            self._collapse_heap()
             self._spare = Horse.prefork(self.handlers)
 
     def close(self) -> None:
@@ -128,6 +132,8 @@ class ForkingExecutor(Executor):
 
     def _run(self, job: Job, timeout: int) -> Outcome:
         self._exiting = [horse for horse in self._exiting if not horse.reap()]
+        self._collapse_heap()
+        self._jobs_to_collapse -= 1
         horse = self._horse_for(job, timeout, self._preload(job))
         # A job still running after SPARE_AFTER seconds is not a trivial one: fork the next
         # horse meanwhile, so the next job does not wait for a fork. Trivial jobs are over
@@ -155,6 +161,18 @@ class ForkingExecutor(Executor):
         if not horse.reap(wait=REAP_WITHIN if trivial and not _cpu_free() else 0.0):
             self._exiting.append(horse)
         return outcome
+
+    def _collapse_heap(self) -> None:
+        """Back the worker's heap with huge pages before its first fork (``PQ_HUGE_PAGES``),
+        and again every COLLAPSE_EVERY jobs: what the worker writes while a horse lives
+        splits huge pages back into small ones. Fewer, larger pages make each fork and
+        each horse's exit cheaper (see pq.hugepages)."""
+        if self._jobs_to_collapse <= 0 and conf.huge_pages():
+            collapsed = hugepages.collapse_heap()
+            logger.debug(
+                "Worker %s: %d MiB of heap in huge pages", self.worker_name, collapsed >> 20
+            )
+            self._jobs_to_collapse = COLLAPSE_EVERY
 
     def _horse_for(self, job: Job, timeout: int, func: Any) -> Horse:
         """Hand ``job`` to the spare horse, or fork a horse with it when there is no spare,

@@ -48,6 +48,7 @@ def test_valid_settings_pass() -> None:
             PQ_DEFAULT_JOB_TIMEOUT=3600,
             PQ_ADMIN_CONNECTION="other",
             PQ_QUEUE_CACHE=False,
+            PQ_HUGE_PAGES=False,
         )
         == []
     )
@@ -155,3 +156,13 @@ def test_check_ids_are_fixed_per_setting() -> None:
         "PQ_DEFAULT_WORKER_TTL": "pq.E002",
         "PQ_DEFAULT_JOB_TIMEOUT": "pq.E003",
     }
+
+
+@pytest.mark.parametrize("name", ["PQ_QUEUE_CACHE", "PQ_HUGE_PAGES"])
+@pytest.mark.parametrize(("value", "shown"), [("no", "'no'"), (0, "0"), (None, "None")])
+def test_a_boolean_setting_that_is_not_a_bool_is_e006(name: str, value: object, shown: str) -> None:
+    error = only(pq_messages(**{name: value}))
+    assert error.id == "pq.E006"
+    assert error.level == checks.ERROR
+    assert error.msg == f"{name} is {shown}; it must be True or False."
+    assert error.hint.startswith(f"Set {name} = True (")
