@@ -443,7 +443,9 @@ class StopRequests:
         self.count += 1
         name = signal.Signals(signum).name
         if self.count == 1:
-            logger.warning("Got %s: stopping after the current job (again: stop now)", name)
+            # A warm stop is routine (a deploy, systemd stopping the service): INFO, as RQ logs
+            # its warm shut-down; a forced one kills a job, so it warns.
+            logger.info("Got %s: stopping after the current job (again: stop now)", name)
         else:
             logger.warning("Got %s again: killing the current job and stopping", name)
             self._force()
