@@ -397,6 +397,9 @@ class Schedule(ReadOnlyModel):
     last_job_id = models.BigIntegerField(null=True, blank=True)
     last_status = models.TextField(null=True, blank=True)
     last_run = models.DateTimeField(null=True, blank=True)
+    priority = models.SmallIntegerField(default=0)
+    max_retries = models.IntegerField(default=0)
+    retry_intervals = PGArrayField(element_type="integer", null=True, blank=True)
 
     class Meta:
         managed = False

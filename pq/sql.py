@@ -21,7 +21,7 @@ from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 Row = dict[str, Any]
 # The version of the SQL this module calls: pq_version() of the latest SQL migration. A
 # migration that changes the SQL bumps both.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -322,7 +322,8 @@ def schedules(cursor: Any) -> list[Row]:
     """Return the rows of the view ``pq_schedules``, by name."""
     cursor.execute(
         "SELECT name, schedule, time_zone, queue, func, next_run, next_job_id, last_job_id,"
-        " last_status, last_run FROM pq_schedules ORDER BY name"
+        " last_status, last_run, priority, max_retries, retry_intervals FROM pq_schedules"
+        " ORDER BY name"
     )
     return _all_rows(cursor)
 

@@ -591,14 +591,20 @@ $$;
 COMMENT ON FUNCTION pq_unschedule(text) IS 'Remove a named django-pq schedule; false if there is none.';
 
 -- pq_schedules: the named schedules, with their next run (the earliest pending run of the
--- name) and their latest run's job (the latest run claimed).
+-- name), their latest run's job (the latest run claimed), and the priority and retries
+-- their runs get (since migration 0010, as the last three columns). The columns it reads
+-- are named, not p.*: a view on p.* depends on every column of pq_job, which a migration
+-- dropping one (a reverse) could then not drop.
 CREATE VIEW pq_schedules AS
 SELECT s.schedule_name AS name,
        coalesce(s.cron, s.repeat_interval::text) AS schedule,
        s.time_zone, s.queue, s.func, s.args, s.kwargs,
        s.scheduled_for AS next_run, s.id AS next_job_id,
-       l.id AS last_job_id, l.status AS last_status, l.scheduled_for AS last_run
-  FROM (SELECT DISTINCT ON (p.schedule_name) p.*
+       l.id AS last_job_id, l.status AS last_status, l.scheduled_for AS last_run,
+       s.priority, s.max_retries, s.retry_intervals
+  FROM (SELECT DISTINCT ON (p.schedule_name) p.id, p.schedule_name, p.cron, p.repeat_interval,
+              p.time_zone, p.queue, p.func, p.args, p.kwargs, p.scheduled_for,
+              p.priority, p.max_retries, p.retry_intervals
           FROM pq_job p
          WHERE p.status = 'scheduled' AND p.schedule_name IS NOT NULL
          ORDER BY p.schedule_name, p.scheduled_for, p.id) AS s

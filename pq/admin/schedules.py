@@ -27,12 +27,20 @@ class ScheduleAdmin(ReadOnConnection):
         "next_run",
         "last_run",
         "last_status",
+        "priority",
     )
     list_filter = (QueueFilter,)
     search_fields = ("name", "func")
     ordering = ("name",)
     actions = ["run_now", "unschedule"]
-    fields = list_display + ("args", "kwargs", "next_job_id", "last_job_id")
+    fields = list_display + (
+        "max_retries",
+        "retry_intervals",
+        "args",
+        "kwargs",
+        "next_job_id",
+        "last_job_id",
+    )
     readonly_fields = fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -17,6 +17,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from psycopg2.extensions import connection
 
+from pq.models import Schedule
+
 ROOT = Path(__file__).resolve().parents[2]
 FUNC = "tests.jobs.return_none"
 PARIS = ZoneInfo("Europe/Paris")
@@ -490,11 +492,13 @@ def test_list_shows_the_named_schedules(raw_conn: connection) -> None:
         "RUN",
         "LAST",
         "JOB",
+        "PRIORITY",
+        "RETRIES",
     ]
     assert lines[1].split()[:7] == ["nightly", "0", "3", "*", "*", "*", "Europe/Paris"]
     shown = nightly_next.astimezone(PARIS).isoformat(sep=" ")
     assert f"default  tests.jobs.add  {shown} (job {nightly_id})" in re.sub(" {2,}", "  ", lines[1])
-    assert lines[1].rstrip().endswith("-")  # no run yet
+    assert lines[1].split()[-3:] == ["-", "0", "-"]  # no run yet; priority 0, no retries
     assert lines[2].split()[0] == "tests.jobs.return_none"
     assert "often" in lines[2].split()
 
@@ -503,7 +507,7 @@ def test_list_shows_the_named_schedules(raw_conn: connection) -> None:
         raw_conn, "UPDATE pq_job SET status = 'started' WHERE id = %s RETURNING id", (nightly_id,)
     )
     lines = pqschedule("--list").splitlines()
-    assert lines[1].split()[-2:] == [str(nightly_id), "started"]
+    assert lines[1].split()[-4:-2] == [str(nightly_id), "started"]
 
 
 def test_unschedule_removes_a_named_schedule(raw_conn: connection) -> None:
@@ -682,3 +686,19 @@ def test_from_the_command_line(raw_conn: connection) -> None:
     assert "CommandError: pqschedule: 'tomorow' is not 'now'" in failed.stderr
 
     assert "usage:" in run("--help").stdout
+
+
+def test_list_shows_each_schedules_priority_and_retries() -> None:
+    pqschedule("--cron", "0 3 * * *", FUNC, "--name=a_plain")
+    pqschedule("--cron", "0 4 * * *", FUNC, "--name=b_urgent", "-p", "-7", "--retry=1")
+    pqschedule(
+        "--cron", "0 5 * * *", FUNC, "--name=c_retried", "--retry=2", "--retry-interval", "5", "60"
+    )
+    lines = pqschedule("--list").splitlines()
+    assert lines[0].split()[-2:] == ["PRIORITY", "RETRIES"]
+    assert lines[1].split()[-2:] == ["0", "-"]
+    assert lines[2].split()[-4:] == ["-7", "1", "(0", "s)"]
+    assert lines[3].split()[-5:] == ["0", "2", "(5,", "60", "s)"]
+
+    rows = {s.name: (s.priority, s.max_retries, s.retry_intervals) for s in Schedule.objects.all()}
+    assert rows == {"a_plain": (0, 0, None), "b_urgent": (-7, 1, [0]), "c_retried": (0, 2, [5, 60])}

@@ -18,7 +18,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, make_dsn, parse_dsn
 
 from pq.testing import find_psql
-from tests.sql.helpers import execute, fetch_all
+from tests.sql.helpers import Role, execute, fetch_all
 from tests.workerprocs import worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -325,3 +325,38 @@ def test_freeze_makes_only_the_first_migration() -> None:
         " migration; write the next one as a delta (README.rst, Development)"
     )
     assert not (SQL_MIGRATIONS / "0099_again.sql").exists()
+
+
+def test_reversing_0010_gives_pq_schedules_back_its_grants(role: Role, fresh_dsn: str) -> None:
+    names = sorted(
+        p.stem
+        for p in SQL_MIGRATIONS.glob("*.sql")
+        if MIGRATION_NAME.match(p.stem) and p.stem <= "0010_schedule_view_options"
+    )
+    for name in names:
+        psql(fresh_dsn, f"migrations/{name}.sql")
+    with closing(psycopg2.connect(fresh_dsn)) as conn:
+        conn.autocommit = True
+        execute(
+            conn,
+            sql.SQL("GRANT SELECT ON pq_schedules TO {}").format(sql.Identifier(role.name)),
+        )
+        columns = "SELECT attname FROM pg_attribute WHERE attrelid = 'pq_schedules'::regclass"
+        assert {"priority", "max_retries", "retry_intervals"} <= {
+            name for (name,) in fetch_all(conn, columns)
+        }
+
+        psql(fresh_dsn, "migrations/reverse/0010_schedule_view_options.sql")
+
+        assert not {"priority", "max_retries", "retry_intervals"} & {
+            name for (name,) in fetch_all(conn, columns)
+        }
+        [(granted, version)] = fetch_all(
+            conn,
+            "SELECT has_table_privilege(%s, 'pq_schedules', 'SELECT'), pq_version()",
+            (role.name,),
+        )
+        assert (granted, version) == (True, 9)
+        # and 0008's columns can be dropped again: the view no longer depends on them
+        psql(fresh_dsn, "migrations/reverse/0009_schedule_options.sql")
+        psql(fresh_dsn, "migrations/reverse/0008_priorities_retries.sql")

@@ -174,7 +174,19 @@ class Command(BaseCommand):
                 "No named schedules (create one: --cron EXPR, or --name NAME on a repeating job)"
             )
             return
-        table = [("NAME", "SCHEDULE", "ZONE", "QUEUE", "FUNC", "NEXT RUN", "LAST JOB")]
+        table = [
+            (
+                "NAME",
+                "SCHEDULE",
+                "ZONE",
+                "QUEUE",
+                "FUNC",
+                "NEXT RUN",
+                "LAST JOB",
+                "PRIORITY",
+                "RETRIES",
+            )
+        ]
         table += [
             (
                 row["name"],
@@ -184,6 +196,8 @@ class Command(BaseCommand):
                 row["func"],
                 f"{_shown(row['next_run'], row['time_zone'])} (job {row['next_job_id']})",
                 "-" if row["last_job_id"] is None else f"{row['last_job_id']} {row['last_status']}",
+                str(row["priority"]),
+                _retries(row["max_retries"], row["retry_intervals"]),
             )
             for row in rows
         ]
@@ -269,3 +283,12 @@ def _duration(interval: timedelta | None) -> str:
             shown = f"{amount:g}" if isinstance(amount, float) else str(amount)
             parts.append(f"{shown} {unit}{'' if amount == 1 else 's'}")
     return " ".join(parts) or "0 seconds"
+
+
+def _retries(max_retries: int, intervals: list[int] | None) -> str:
+    """A schedule's retries for --list: "-", or "3 (10, 60 s)" (the last interval repeats)."""
+    if not max_retries:
+        return "-"
+    if not intervals:
+        return f"{max_retries} (at once)"
+    return f"{max_retries} ({', '.join(map(str, intervals))} s)"
