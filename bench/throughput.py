@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from importlib.util import find_spec
 
 from bench.context import Context
 from bench.figures import Figure
+from bench.workers import has_django_rq
 from pq import benchmark
 
 FORK0 = "fork, sleep 0"
@@ -100,7 +100,7 @@ def _rqs(
     sides = [(f"rq {kind}", False)] + ([(f"django-rq {kind}", True)] if django_rq else [])
     measures: dict[str, Measure] = {}
     for label, django in sides:
-        if django and find_spec("django_rq") is None:
+        if django and not has_django_rq():
             if not any("django-rq" in note for note in ctx.notes):
                 ctx.note("django-rq not measured: pip install django-rq (or '.[bench]')")
             continue

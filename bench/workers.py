@@ -24,11 +24,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from importlib.util import find_spec
 from pathlib import Path
 
 from bench import settings
 from pq import benchmark
-from pq.processes import set_parent_death_signal
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_MODULE = "bench.settings"
@@ -117,21 +117,17 @@ def started(argvs: Sequence[list[str]], env: dict[str, str]) -> Iterator[Command
     try:
         for argv in argvs:
             process = subprocess.Popen(
-                argv, cwd=ROOT, env=env, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL
+                argv,
+                cwd=ROOT,
+                env=env,
+                preexec_fn=benchmark.die_with_parent,
+                stdin=subprocess.DEVNULL,
             )
             running.processes.append(process)
             running.pids.append(process.pid)
         yield running
     finally:
         running.stop()
-
-
-def _die_with_parent() -> None:
-    set_parent_death_signal(signal.SIGTERM)
-
-
-def _prefix() -> str:
-    return f"{benchmark.QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
 
 
 @contextlib.contextmanager
@@ -152,7 +148,7 @@ def pq_workers(
     from pq.models import WorkerStore
 
     benchmark.check_worker_mode(fork, batch, horse_jobs)
-    prefix = _prefix()
+    prefix = benchmark.worker_prefix()
     mode = {"fork": fork, "batch": batch, "queue": queue, "horse_jobs": horse_jobs}
     argvs = [pq_argv(f"{prefix}.{i}", **mode) for i in range(count)]
 
@@ -182,9 +178,9 @@ def rq_workers(
     client = benchmark.redis_client(redis_url)
     import rq
 
-    if django and not _has_django_rq():
+    if django and not has_django_rq():
         raise RuntimeError(DJANGO_RQ_MISSING)
-    prefix = _prefix()
+    prefix = benchmark.worker_prefix()
     if django:
         argvs = [rqworker_argv(f"{prefix}.{i}", simple=simple, queue=queue) for i in range(count)]
     else:
@@ -205,7 +201,6 @@ def rq_workers(
         client.close()
 
 
-def _has_django_rq() -> bool:
-    from importlib.util import find_spec
-
+def has_django_rq() -> bool:
+    """Whether django-rq is installed (its ``rqworker`` can be measured)."""
     return find_spec("django_rq") is not None

@@ -466,7 +466,7 @@ def pq_workers(
 
     check_worker_mode(fork, batch, horse_jobs)
     options = {"fork": fork, "batch": batch, "horse_jobs": horse_jobs}
-    prefix = f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
+    prefix = worker_prefix()
 
     def work(index: int) -> None:
         from pq.worker import Worker
@@ -491,7 +491,7 @@ def rq_workers(
     import rq
 
     worker_class = rq.SimpleWorker if simple else rq.Worker
-    prefix = f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
+    prefix = worker_prefix()
 
     def work(index: int) -> None:
         connection = redis_client(redis_url)
@@ -532,7 +532,7 @@ def _child(target: Callable[[int], None], index: int) -> None:
     """Run ``target(index)`` in a forked child and leave with ``os._exit`` whatever happens."""
     code = 1
     try:
-        _die_with_parent()
+        die_with_parent()
         for name in ("pq", "rq.worker", "rq.job"):
             logging.getLogger(name).setLevel(logging.WARNING)
         target(index)
@@ -543,9 +543,17 @@ def _child(target: Callable[[int], None], index: int) -> None:
         os._exit(code)
 
 
-def _die_with_parent() -> None:
-    """Get SIGTERM if the benchmarking process dies (Linux), so no worker is left behind."""
+def die_with_parent() -> None:
+    """Get SIGTERM if the benchmarking process dies (Linux), so no worker is left behind.
+
+    For a worker: a forked one here, a command's ``preexec_fn`` in bench/workers.py."""
     set_parent_death_signal(signal.SIGTERM)
+
+
+def worker_prefix() -> str:
+    """A name prefix unique to one start of workers: each worker is ``<prefix>.<index>``, and
+    those registered are counted by it."""
+    return f"{QUEUE}.{os.getpid()}.{time.monotonic_ns()}"
 
 
 def stop_processes(pids: list[int], timeout: float = 15.0) -> dict[int, int]:
