@@ -309,12 +309,11 @@ def targets(figures: Sequence[Figure]) -> list[list[str]]:
                 ratio = pq.value / rq.value
                 target = f"sleep 0, fork, {count} worker(s): pq >= 3x {side} Worker"
                 check(target, f"{ratio:.1f}x", ratio >= 3)
-        reused = f"pq fork horse_jobs={throughput.HORSE_JOBS}"
-        pq = find(figures, fork, reused, "rate", 2)
+        pq = find(figures, fork, throughput.REUSED, "rate", 2)
         rq = find(figures, fork, f"{side} Worker", "rate", 2)
         if pq and rq:
             ratio = pq.value / rq.value
-            target = f"sleep 0, 2 workers: {reused} >= 10x {side} Worker"
+            target = f"sleep 0, 2 workers: {throughput.REUSED} >= 10x {side} Worker"
             check(target, f"{ratio:.1f}x", ratio >= 10)
     simple = THROUGHPUT + throughput.SIMPLE0
     best = f"pq simple batch={throughput.SIMPLE_BATCH}"
@@ -360,11 +359,10 @@ def targets(figures: Sequence[Figure]) -> list[list[str]]:
             f"{slow.value:.1f}",
             slow.value >= 0.92 * 80,
         )
-    reused = f"pq fork horse_jobs={throughput.HORSE_JOBS}"
-    slow = find(figures, THROUGHPUT + throughput.FORK250, reused, "rate", 20)
+    slow = find(figures, THROUGHPUT + throughput.FORK250, throughput.REUSED, "rate", 20)
     if slow:
         check(
-            f"sleep 250 ms, 20 workers, {reused}: >= 92% of 80 jobs/s",
+            f"sleep 250 ms, 20 workers, {throughput.REUSED}: >= 92% of 80 jobs/s",
             f"{slow.value:.1f}",
             slow.value >= 0.92 * 80,
         )

@@ -27,6 +27,7 @@ SIMPLE0 = "non-forking, sleep 0"
 FORK250 = "fork, sleep 250 ms"
 SIMPLE_BATCH = 100
 HORSE_JOBS = 100  # pqworker --horse-jobs, the reused-horse rows of the sleep-0 table
+REUSED = f"pq fork horse_jobs={HORSE_JOBS}"  # their label (pq.benchmark.Result.label)
 REPEATS = 3
 # Jobs per worker at sleep 250 ms. The first round starts with every worker waking at once
 # and the last one ends unevenly; over 16 rounds (4 s) those two cost django-pq 3-4 points of
@@ -57,8 +58,7 @@ def run(ctx: Context) -> None:
         jobs = workers * (4 if quick else ROUNDS_250)
         measures = _forking(ctx, jobs, workers, 250, django_rq=False)
         if workers >= 10:  # where a horse per job falls below 92% of the ideal
-            reused = _pq(ctx, jobs, workers, 250, fork=True, horse_jobs=HORSE_JOBS)
-            measures[f"pq fork horse_jobs={HORSE_JOBS}"] = reused
+            measures[REUSED] = _pq(ctx, jobs, workers, 250, fork=True, horse_jobs=HORSE_JOBS)
         _side_by_side(ctx, FORK250, measures, repeats)
 
 
@@ -67,9 +67,8 @@ def _forking(
 ) -> dict[str, Measure]:
     measures = {"pq fork": _pq(ctx, jobs, workers, sleep_ms, fork=True)}
     if not sleep_ms:  # reused horses: what forking costs a trivial job, saved
-        label = f"pq fork horse_jobs={HORSE_JOBS}"
         # Five times the jobs: at their rate the forking rows' count would be over in ~1 s.
-        measures[label] = _pq(ctx, 5 * jobs, workers, 0, fork=True, horse_jobs=HORSE_JOBS)
+        measures[REUSED] = _pq(ctx, 5 * jobs, workers, 0, fork=True, horse_jobs=HORSE_JOBS)
     measures.update(_rqs(ctx, jobs, workers, sleep_ms, simple=False, django_rq=django_rq))
     return measures
 
