@@ -5,15 +5,24 @@ The worker keeps one psycopg2 connection of its own (autocommit, ``LISTEN``, ``s
 ``get_connection_params()`` returns what its driver's ``connect()`` takes: libpq keywords plus
 driver-only keys (psycopg 3's ``context``, ``prepare_threshold``, Django's ``cursor_factory``),
 so only the keys the installed libpq knows are passed on to psycopg2.
+
+:func:`meanwhile` lets the worker do something useful (fork its next work horse) while its
+claim waits for the server.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import select
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+
+logger = logging.getLogger("pq")
 
 
 @functools.cache
@@ -65,3 +74,60 @@ def _with_role(options: str | None, role: str) -> str:
 def connect(alias: str) -> psycopg2.extensions.connection:
     """Open a new psycopg2 connection to Django database ``alias``, whatever Django's driver."""
     return psycopg2.connect(**libpq_params(alias))
+
+
+@contextmanager
+def meanwhile(task: Callable[[], None] | None) -> Iterator[None]:
+    """Run ``task`` once while the first query of the block waits for the server's answer.
+
+    psycopg2 calls a wait callback where a query would block (its "green" mode); the one set
+    here runs ``task``, then waits for the answer with ``select()`` as psycopg2's blocking
+    call would. The callback is psycopg2's, for the whole process: the block must run in a
+    process with no other thread using psycopg2. Nothing is set, and ``task`` is not run,
+    when ``task`` is None or another wait callback is set (a site's psycogreen, say), which
+    keeps its meaning. A ``task`` that raises is logged; the query goes on.
+
+    A process forked by ``task`` inherits the callback: it calls :func:`forget_wait_callback`.
+    """
+    if task is None or psycopg2.extensions.get_wait_callback() is not None:
+        yield
+        return
+    pending = [task]
+
+    def wait(conn: Any) -> None:
+        if pending:
+            try:
+                pending.pop()()
+            except Exception:
+                logger.exception("Work done while waiting for the database failed")
+        wait_select(conn)
+
+    wait.pq_meanwhile = True  # type: ignore[attr-defined]
+    psycopg2.extensions.set_wait_callback(wait)
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(None)
+
+
+def forget_wait_callback() -> None:
+    """Drop the wait callback of :func:`meanwhile` inherited by a forked process, so that its
+    queries block as usual (another callback, such as psycogreen's, is kept)."""
+    callback = psycopg2.extensions.get_wait_callback()
+    if getattr(callback, "pq_meanwhile", False):
+        psycopg2.extensions.set_wait_callback(None)
+
+
+def wait_select(conn: Any) -> None:
+    """Wait until psycopg2 connection ``conn`` has finished what it is doing (psycopg2's
+    documented green-mode wait loop)."""
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([conn.fileno()], [], [])
+        elif state == psycopg2.extensions.POLL_WRITE:
+            select.select([], [conn.fileno()], [])
+        else:
+            raise psycopg2.OperationalError(f"unexpected state from poll(): {state!r}")

@@ -76,6 +76,10 @@ class Executor:
     def idle(self) -> None:
         """Prepare for the next job while the worker waits for one."""
 
+    def meanwhile(self) -> Callable[[], None] | None:
+        """Return what to do while the worker's claim waits for the server (None: nothing)."""
+        return None
+
     def interrupt(self) -> None:
         """End the running job at once (from the handler of a second stop signal)."""
 
@@ -106,7 +110,9 @@ class ForkingExecutor(Executor):
     """Run each job in a work horse of its own, forked by the worker (see pq.horse).
 
     While idle the worker keeps a spare horse, forked ahead, so a job starts without a fork.
-    A horse that reported and has not exited yet is reaped before the next job.
+    With a CPU free, the spare is also forked while the worker's claim waits for the server
+    (:meth:`meanwhile`). A horse that reported and has not exited yet is reaped before the
+    next job.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -120,6 +126,21 @@ class ForkingExecutor(Executor):
         if self._spare is None:
             self._collapse_heap()
             self._spare = Horse.prefork(self.handlers)
+
+    def meanwhile(self) -> Callable[[], None] | None:
+        """Fork the next horse while the claim is under way, when there is no spare, the
+        worker is not stopping, and CPUs are free for the fork and the server's work both.
+
+        The fork then costs the next job no time. Measured for a lone worker of trivial jobs
+        on 2 CPUs: 4% more jobs a second; 11-13% more when forking whenever one CPU is free,
+        but then 5% fewer for 2 workers: with the CPUs busy the fork takes CPU from the
+        server and the other workers, and a spare costs more than a horse forked with its
+        job (the job is pickled to it, and it lives on beside the worker longer). Without
+        the CPUs, the job forks its horse after the claim, as before.
+        """
+        if self._spare is None and self.stop.count == 0 and _cpu_free(more=1):
+            return self.idle
+        return None
 
     def close(self) -> None:
         """Dismiss the spare horse and reap the exiting ones."""
@@ -293,15 +314,16 @@ class _JobHeartbeats:
                     logger.exception("Sending a heartbeat during a job failed")
 
 
-def _cpu_free() -> bool:
-    """Whether a CPU is free: no more tasks runnable, this one included, than this process
-    may use CPUs (Linux's /proc/loadavg; False where it cannot tell)."""
+def _cpu_free(more: int = 0) -> bool:
+    """Whether a CPU is free, and ``more`` besides: no more tasks runnable, this one
+    included, than this process may use CPUs, less ``more`` (Linux's /proc/loadavg; False
+    where it cannot tell)."""
     try:
         with open("/proc/loadavg", "rb") as loadavg:
             runnable = int(loadavg.read().split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return False
-    return runnable <= _CPUS
+    return runnable + more <= _CPUS
 
 
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

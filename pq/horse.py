@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import connections
 
+from pq.connection import forget_wait_callback
 from pq.exceptions import JobTimeoutException, WorkHorseDied
 from pq.models import Job
 from pq.processes import set_parent_death_signal
@@ -382,6 +383,7 @@ def _become_horse(parent: int) -> None:
     """Prepare a freshly forked child of ``parent`` to run a job."""
     os.setpgrp()
     _die_with(parent)
+    forget_wait_callback()  # forked during the worker's claim: queries block as usual
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)

@@ -25,6 +25,7 @@ import psycopg2.extras
 
 from pq import conf, sql
 from pq.connection import connect as connect_raw
+from pq.connection import meanwhile
 from pq.duties import CONNECTION_ERRORS, Duties
 from pq.exceptions import WorkerNotRegistered
 from pq.executors import Executor, ForkingExecutor, InProcessExecutor
@@ -215,14 +216,15 @@ class Worker:
                 claimed.append(job)
 
     def _finish_dequeue(self) -> list[dict[str, Any]]:
-        return sql.finish_dequeue(
-            self._cursor(),
-            self._ledger.done,
-            self.name,
-            self.default_result_ttl,
-            self.queues.for_sql(),
-            self.batch,
-        )
+        with meanwhile(self._executor.meanwhile()):
+            return sql.finish_dequeue(
+                self._cursor(),
+                self._ledger.done,
+                self.name,
+                self.default_result_ttl,
+                self.queues.for_sql(),
+                self.batch,
+            )
 
     def _reject(self, job_id: int, reason: UndecodableJob) -> None:
         """Fail a job the worker cannot decode or describe, without running it.

@@ -263,3 +263,18 @@ class PicklesOnce:
 
 def type_names(*args: Any) -> list[str]:
     return [type(arg).__name__ for arg in args]
+
+
+def horse_facts() -> dict[str, Any]:
+    """Where this job runs: its process, its parent, whether psycopg2 has a wait callback,
+    and a query through Django (what a job's own connection can do)."""
+    import psycopg2.extensions
+
+    from pq.models import Job
+
+    return {
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "wait_callback": psycopg2.extensions.get_wait_callback() is not None,
+        "jobs": Job.objects.count(),
+    }
