@@ -21,7 +21,7 @@ from pq.exceptions import SQLSTATE_ERRORS, SchemaVersionMismatch
 Row = dict[str, Any]
 # The version of the SQL this module calls: pq_version() of the latest SQL migration. A
 # migration that changes the SQL bumps both.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@
 CREATE FUNCTION pq_version()
 RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT 10;
+    SELECT 11;
 $$;
 COMMENT ON FUNCTION pq_version() IS
     'Version of the installed django-pq SQL: the number of its latest migration.';
