@@ -110,7 +110,7 @@ class ForkingExecutor(Executor):
     """Run each job in a work horse of its own, forked by the worker (see pq.horse).
 
     While idle the worker keeps a spare horse, forked ahead, so a job starts without a fork.
-    With a CPU free, the spare is also forked while the worker's claim waits for the server
+    With CPUs free for it, the spare is also forked while the worker's claim waits for the server
     (:meth:`meanwhile`). A horse that reported and has not exited yet is reaped before the
     next job.
     """

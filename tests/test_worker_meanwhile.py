@@ -79,6 +79,20 @@ def test_a_query_error_reaches_the_caller_and_the_callback_is_removed(conn: Any)
     assert value(conn, "SELECT 1") == 1
 
 
+def test_notices_and_notifications_reach_the_connection_as_without_a_task(conn: Any) -> None:
+    # The worker logs its claim's warnings (a result not stored) from conn.notices, and
+    # reads wake-ups from conn.notifies.
+    with conn.cursor() as cursor:
+        cursor.execute("LISTEN pq_meanwhile_test")
+    with meanwhile(lambda: None), conn.cursor() as cursor:
+        cursor.execute(
+            "DO $$ BEGIN RAISE WARNING 'result not stored'; END $$;"
+            " NOTIFY pq_meanwhile_test, 'woken'"
+        )
+    assert any("result not stored" in notice for notice in conn.notices)
+    assert [(n.channel, n.payload) for n in conn.notifies] == [("pq_meanwhile_test", "woken")]
+
+
 def test_no_task_sets_no_callback(conn: Any) -> None:
     with meanwhile(None):
         assert psycopg2.extensions.get_wait_callback() is None
