@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 
 logger = logging.getLogger("pq")
 
@@ -81,9 +81,10 @@ def meanwhile(task: Callable[[], None] | None) -> Iterator[None]:
     """Run ``task`` once while the first query of the block waits for the server's answer.
 
     psycopg2 calls a wait callback where a query would block (its "green" mode); the one set
-    here runs ``task``, then waits for the answer with ``select()`` as psycopg2's blocking
-    call would. The callback is psycopg2's, for the whole process: the block must run in a
-    process with no other thread using psycopg2. Nothing is set, and ``task`` is not run,
+    here runs ``task``, then waits for the answer with psycopg2's own ``wait_select`` (which
+    cancels the query on KeyboardInterrupt), as its blocking call would. The callback is
+    psycopg2's, for the whole process: the block must run in a process with no other thread
+    using psycopg2. Nothing is set, and ``task`` is not run,
     when ``task`` is None or another wait callback is set (a site's psycogreen, say), which
     keeps its meaning. A ``task`` that raises is logged; the query goes on.
 
@@ -100,7 +101,7 @@ def meanwhile(task: Callable[[], None] | None) -> Iterator[None]:
                 pending.pop()()
             except Exception:
                 logger.exception("Work done while waiting for the database failed")
-        wait_select(conn)
+        psycopg2.extras.wait_select(conn)
 
     wait.pq_meanwhile = True  # type: ignore[attr-defined]
     psycopg2.extensions.set_wait_callback(wait)
@@ -116,18 +117,3 @@ def forget_wait_callback() -> None:
     callback = psycopg2.extensions.get_wait_callback()
     if getattr(callback, "pq_meanwhile", False):
         psycopg2.extensions.set_wait_callback(None)
-
-
-def wait_select(conn: Any) -> None:
-    """Wait until psycopg2 connection ``conn`` has finished what it is doing (psycopg2's
-    documented green-mode wait loop)."""
-    while True:
-        state = conn.poll()
-        if state == psycopg2.extensions.POLL_OK:
-            return
-        if state == psycopg2.extensions.POLL_READ:
-            select.select([conn.fileno()], [], [])
-        elif state == psycopg2.extensions.POLL_WRITE:
-            select.select([], [conn.fileno()], [])
-        else:
-            raise psycopg2.OperationalError(f"unexpected state from poll(): {state!r}")

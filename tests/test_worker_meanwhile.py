@@ -12,10 +12,11 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 import pytest
 
 from pq import Queue, Worker, executors
-from pq.connection import connect, forget_wait_callback, meanwhile, wait_select
+from pq.connection import connect, forget_wait_callback, meanwhile
 from pq.horse import Horse
 from pq.models import JobStatus
 from tests import jobs
@@ -104,7 +105,7 @@ def test_a_site_wait_callback_is_kept_and_the_task_is_not_run(conn: Any) -> None
 
     def site_callback(connection: Any) -> None:  # as psycogreen's would
         waits.append(1)
-        wait_select(connection)
+        psycopg2.extras.wait_select(connection)
 
     psycopg2.extensions.set_wait_callback(site_callback)
     ran: list[int] = []
